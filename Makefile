@@ -1,0 +1,58 @@
+# neuroflow — `make help` lists the targets.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# Stages call `neuroflow`; DVC and Prefect run them with the venv first on PATH.
+export PATH := $(abspath $(BIN)):$(PATH)
+STAMP := $(VENV)/.installed
+PRESET ?=
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+
+help: ## Show this help
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(STAMP): requirements.lock pyproject.toml
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	@touch $(STAMP)
+
+venv: $(STAMP) ## Create .venv and install the pinned set (requirements.lock)
+
+run: $(STAMP) ## Run the pipeline with dvc repro (PRESET=name runs presets/name.yaml as an experiment)
+ifeq ($(PRESET),)
+	$(BIN)/dvc repro
+	$(BIN)/neuroflow show-metrics
+else
+	$(BIN)/neuroflow run-preset $(PRESET)
+endif
+
+test: $(STAMP) ## Run the whole test suite (unit, stage, end-to-end; slow included)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-fast: $(STAMP) ## Run the tests not marked slow
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+lint: $(STAMP) ## ruff + mypy
+	$(BIN)/ruff check src tests pipelines benchmarks
+	$(BIN)/ruff format --check src tests pipelines benchmarks
+	$(BIN)/mypy
+
+format: $(STAMP) ## Apply ruff formatting and safe fixes
+	$(BIN)/ruff check --fix src tests pipelines benchmarks
+	$(BIN)/ruff format src tests pipelines benchmarks
+
+ui: $(STAMP) ## Open the MLflow UI on 127.0.0.1:5000 over the project store
+	$(BIN)/mlflow ui --host 127.0.0.1 --port 5000 --backend-store-uri $${MLFLOW_TRACKING_URI:-sqlite:///mlflow.db}
+
+bench: $(STAMP) ## Run the benchmarks and write benchmarks/results + RESULTS.md
+	$(BIN)/python -m benchmarks.run
+
+clean: ## Remove pipeline outputs (keeps .venv, the DVC cache and mlflow.db)
+	rm -rf artifacts
+
+.PHONY: help venv run test test-fast lint format ui bench clean

@@ -1,0 +1,201 @@
+"""`neuroflow` command line: one command per pipeline stage, plus profile and reporting.
+
+Imports here are deliberately light (typer only): `neuroflow --help` must be instant. Each
+command imports its stage module when it runs.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+app = typer.Typer(
+    name="neuroflow",
+    help="Raw data to a promoted, servable PyTorch network: the pipeline's stages and tools.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+ParamsOpt = Annotated[
+    Path, typer.Option("--params", "-p", help="Parameters file (DVC's params.yaml).")
+]
+log = logging.getLogger("neuroflow")
+
+
+def _setup_logging(verbose: bool = False) -> None:
+    level = logging.DEBUG if verbose else logging.INFO
+    if sys.stderr.isatty():
+        from rich.logging import RichHandler
+
+        handler: logging.Handler = RichHandler(show_path=False, markup=False)
+        fmt = "%(message)s"
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    handler.setFormatter(logging.Formatter(fmt, datefmt="%H:%M:%S"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING)
+    logging.getLogger("neuroflow").setLevel(level)
+
+
+def _fail(message: str, code: int) -> typer.Exit:
+    log.error("%s", message)
+    return typer.Exit(code)
+
+
+def _run(func: Callable[[], Any]) -> Any:
+    from neuroflow.errors import NeuroflowError
+
+    try:
+        return func()
+    except NeuroflowError as exc:
+        raise _fail(str(exc), exc.exit_code) from None
+
+
+def _context(params_file: Path) -> tuple[Any, Any]:
+    from neuroflow.config import Paths, load_params
+
+    root = Path.cwd()
+    return load_params(params_file), Paths(root=root)
+
+
+def _stage(name: str, params_file: Path) -> Any:
+    def go() -> Any:
+        params, paths = _context(params_file)
+        module = importlib.import_module(f"neuroflow.stages.{name}")
+        return module.run(params, paths)
+
+    return _run(go)
+
+
+@app.callback()
+def _main(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
+) -> None:
+    _setup_logging(verbose)
+
+
+@app.command()
+def ingest(params: ParamsOpt = Path("params.yaml")) -> None:
+    """Load the configured source into seeded train/val/test Parquet splits."""
+    _stage("ingest", params)
+
+
+@app.command()
+def validate(params: ParamsOpt = Path("params.yaml")) -> None:
+    """Run the expectation suite on every split; exit 1 naming what failed."""
+    _stage("validate", params)
+
+
+@app.command()
+def preprocess(params: ParamsOpt = Path("params.yaml")) -> None:
+    """Fit impute/encode/select/scale/PCA on train; apply to every split."""
+    _stage("preprocess", params)
+
+
+@app.command()
+def train(params: ParamsOpt = Path("params.yaml")) -> None:
+    """Train the network (resumes from the last checkpoint of the same config)."""
+    _stage("train", params)
+
+
+@app.command()
+def evaluate(params: ParamsOpt = Path("params.yaml")) -> None:
+    """Score the test split: DVC metrics, per-class metrics and plots."""
+    _stage("evaluate", params)
+
+
+@app.command()
+def export(params: ParamsOpt = Path("params.yaml")) -> None:
+    """Export one raw-rows ONNX graph, check parity, register it as @challenger."""
+    _stage("export", params)
+
+
+@app.command()
+def profile(
+    params: ParamsOpt = Path("params.yaml"),
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Where to write the proposed suite.")
+    ] = None,
+    margin: Annotated[
+        float,
+        typer.Option(help="Widen each numeric range by this fraction of its train span."),
+    ] = 1.0,
+) -> None:
+    """Propose an expectation suite from the train split, for a person to review."""
+
+    def go() -> None:
+        import pandas as pd
+
+        from neuroflow.io import read_json
+        from neuroflow.validation.profile import propose_suite
+        from neuroflow.validation.suite import save_suite
+
+        cfg, paths = _context(params)
+        train_path = paths.raw_split("train")
+        if not train_path.exists():
+            raise _fail(
+                f"{train_path} not found: run `neuroflow ingest` (or `dvc repro ingest`)", 1
+            )
+        schema = read_json(paths.schema)
+        target = output or Path(str(paths.root / cfg.validate_.suite) + ".proposed.json")
+        suite = propose_suite(
+            pd.read_parquet(train_path),
+            name=Path(cfg.validate_.suite).stem,
+            target=schema["target"],
+            range_margin=margin,
+        )
+        save_suite(suite, target)
+        log.info(
+            "proposed suite written to %s: review it, then move it to %s",
+            target,
+            cfg.validate_.suite,
+        )
+
+    _run(go)
+
+
+@app.command("show-metrics")
+def show_metrics(params: ParamsOpt = Path("params.yaml")) -> None:
+    """Print the test metrics of the last pipeline run."""
+
+    def go() -> None:
+        from rich.console import Console
+        from rich.table import Table
+
+        from neuroflow.io import read_json
+
+        _, paths = _context(params)
+        if not paths.metrics.exists():
+            raise _fail(f"{paths.metrics} not found: run the pipeline first (`make run`)", 1)
+        metrics = read_json(paths.metrics)
+        table = Table(title=f"test metrics (MLflow run {metrics.get('mlflow_run_id', '?')})")
+        table.add_column("metric")
+        table.add_column("value", justify="right")
+        for key, value in metrics.get("test", {}).items():
+            table.add_row(key, "n/a" if value is None else f"{value:.4f}")
+        Console().print(table)
+        if paths.registration.exists():
+            reg = read_json(paths.registration)
+            Console().print(f"registered: {reg['model_uri']} @{reg['alias']}")
+
+    _run(go)
+
+
+def main() -> None:
+    # Quiet third-party start-up chatter before any heavy import can emit it.
+    os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+    app()
+
+
+if __name__ == "__main__":
+    main()

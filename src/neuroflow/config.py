@@ -1,0 +1,260 @@
+"""Typed pipeline parameters and project paths.
+
+`params.yaml` is read here and nowhere else. Each stage receives the `Params` object (or the
+section it needs); DVC's `params:` lists in dvc.yaml name the exact keys each stage reads, so a
+change re-runs only the stages that depend on it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from neuroflow.errors import ConfigError
+
+Task = Literal["binary", "multiclass", "regression"]
+
+
+class _Section(BaseModel):
+    # A typo in params.yaml must fail loudly instead of being silently ignored.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataConfig(_Section):
+    source: Literal["sklearn", "csv", "parquet"] = "sklearn"
+    name: str = "breast_cancer"  # bundled scikit-learn dataset when source == "sklearn"
+    path: str | None = None  # file for csv / parquet sources
+    target: str = "target"
+    categorical: list[str] = Field(default_factory=list)  # forced categorical columns
+    drop: list[str] = Field(default_factory=list)  # identifier-like columns to leave out
+    val_fraction: float = Field(0.15, gt=0, lt=0.5)
+    test_fraction: float = Field(0.2, gt=0, lt=0.5)
+    max_rows: int = Field(10_000_000, gt=0)  # refuse inputs larger than this
+    csv_delimiter: str = ","
+
+    @model_validator(mode="after")
+    def _path_for_files(self) -> DataConfig:
+        if self.source in ("csv", "parquet") and not self.path:
+            raise ValueError(f"data.path is required when data.source is {self.source!r}")
+        return self
+
+
+class ValidateConfig(_Section):
+    suite: str = "data/suites/breast_cancer.json"
+
+
+class PreprocessConfig(_Section):
+    impute_numeric: Literal["mean", "median", "zero"] = "median"
+    scale: Literal["standard", "minmax", "robust", "none"] = "standard"
+    select: Literal["none", "kbest_f", "kbest_chi2", "kbest_mi", "variance"] = "none"
+    k: int = Field(20, gt=0)
+    variance_threshold: float = Field(0.0, ge=0)
+    pca: int = Field(0, ge=0)  # 0 = off; otherwise the number of components
+    max_categories: int = Field(50, gt=0)  # one-hot width cap per categorical column
+
+
+class ModelConfig(_Section):
+    type: Literal["mlp"] = "mlp"
+    hidden: list[int] = Field(default_factory=lambda: [64, 32])
+    activation: Literal["relu", "gelu", "tanh", "leaky_relu", "silu"] = "relu"
+    dropout: float = Field(0.1, ge=0, lt=1)
+    batch_norm: bool = False
+    init: Literal["he", "xavier", "default"] = "he"
+
+
+class TrainConfig(_Section):
+    epochs: int = Field(200, gt=0)
+    batch_size: int = Field(64, gt=0)
+    optimizer: Literal["adam", "adamw", "sgd", "rmsprop"] = "adam"
+    lr: float = Field(1e-3, gt=0)
+    momentum: float = Field(0.9, ge=0)
+    weight_decay: float = Field(0.0, ge=0)
+    scheduler: Literal["none", "step", "plateau", "cosine"] = "plateau"
+    step_size: int = Field(30, gt=0)
+    gamma: float = Field(0.5, gt=0, le=1)
+    grad_clip: float = Field(1.0, ge=0)  # 0 = off
+    l1: float = Field(0.0, ge=0)  # L1 penalty on weights (L2 is weight_decay)
+    loss: Literal["auto", "cross_entropy", "mse", "mae"] = "auto"  # auto: by task
+    patience: int = Field(20, gt=0)  # early stopping on validation loss
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    deterministic: bool = True
+
+
+class ExportConfig(_Section):
+    opset: int = Field(18, ge=13)
+    parity_atol: float = Field(1e-5, gt=0)
+
+
+class RegistryConfig(_Section):
+    model_name: str = "neuroflow-breast-cancer"
+    experiment: str = "neuroflow"
+
+
+class Params(_Section):
+    seed: int = 42
+    task: Task = "binary"
+    data: DataConfig = DataConfig()
+    validate_: ValidateConfig = Field(ValidateConfig(), alias="validate")
+    preprocess: PreprocessConfig = PreprocessConfig()
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+    export: ExportConfig = ExportConfig()
+    registry: RegistryConfig = RegistryConfig()
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @property
+    def is_classification(self) -> bool:
+        return self.task in ("binary", "multiclass")
+
+    def flat(self) -> dict[str, str]:
+        """Every resolved parameter as `section.key -> str`, for experiment tracking."""
+        out: dict[str, str] = {}
+
+        def walk(prefix: str, value: object) -> None:
+            if isinstance(value, dict):
+                for key, sub in value.items():
+                    walk(f"{prefix}.{key}" if prefix else str(key), sub)
+            else:
+                out[prefix] = str(value)
+
+        walk("", self.model_dump(by_alias=True, mode="json"))
+        return out
+
+
+class ParamsError(ConfigError):
+    """params.yaml is missing, unreadable or invalid; the message names the file and key."""
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except OSError as exc:
+        raise ParamsError(f"{path}: cannot read params ({exc.strerror})") from exc
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"{path}: not valid YAML: {exc}") from exc
+    try:
+        return Params.model_validate(raw)
+    except ValueError as exc:
+        raise ParamsError(f"{path}: invalid params:\n{exc}") from exc
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Every file the pipeline reads or writes, relative to the project root (defined once)."""
+
+    root: Path
+
+    # ingest
+    @property
+    def raw_dir(self) -> Path:
+        return self.root / "data" / "raw"
+
+    def raw_split(self, split: str) -> Path:
+        return self.raw_dir / f"{split}.parquet"
+
+    @property
+    def schema(self) -> Path:
+        return self.raw_dir / "schema.json"
+
+    # validate
+    @property
+    def validation_dir(self) -> Path:
+        return self.root / "data" / "validated"
+
+    @property
+    def validation_summary(self) -> Path:
+        return self.validation_dir / "summary.json"
+
+    @property
+    def data_docs(self) -> Path:
+        return self.root / "reports" / "data_docs"
+
+    # preprocess
+    @property
+    def processed_dir(self) -> Path:
+        return self.root / "data" / "processed"
+
+    def processed_split(self, split: str) -> Path:
+        return self.processed_dir / f"{split}.safetensors"
+
+    @property
+    def preprocessor(self) -> Path:
+        return self.processed_dir / "preprocessor.json"
+
+    # train
+    @property
+    def model_dir(self) -> Path:
+        return self.root / "artifacts" / "model"
+
+    @property
+    def weights(self) -> Path:
+        return self.model_dir / "model.safetensors"
+
+    @property
+    def model_spec(self) -> Path:
+        return self.model_dir / "model_spec.json"
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.root / "artifacts" / "checkpoints"
+
+    @property
+    def history(self) -> Path:
+        return self.root / "artifacts" / "plots" / "history.json"
+
+    @property
+    def train_summary(self) -> Path:
+        return self.root / "artifacts" / "train_summary.json"
+
+    @property
+    def run_info(self) -> Path:
+        return self.root / "artifacts" / "run.json"
+
+    # evaluate
+    @property
+    def metrics(self) -> Path:
+        return self.root / "artifacts" / "metrics.json"
+
+    @property
+    def plots_dir(self) -> Path:
+        return self.root / "artifacts" / "plots"
+
+    @property
+    def report_dir(self) -> Path:
+        return self.root / "artifacts" / "report"
+
+    @property
+    def predictions(self) -> Path:
+        return self.root / "artifacts" / "report" / "test_predictions.parquet"
+
+    # export
+    @property
+    def export_dir(self) -> Path:
+        return self.root / "artifacts" / "export"
+
+    @property
+    def onnx(self) -> Path:
+        return self.export_dir / "model.onnx"
+
+    @property
+    def model_card(self) -> Path:
+        return self.export_dir / "MODEL_CARD.md"
+
+    @property
+    def registration(self) -> Path:
+        return self.export_dir / "registration.json"
+
+
+SPLITS: tuple[str, ...] = ("train", "val", "test")
+
+
+def tracking_uri(root: Path) -> str:
+    """MLFLOW_TRACKING_URI when set, else the project's SQLite store in the repo root."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(root / 'mlflow.db').resolve()}"

@@ -1,0 +1,1 @@
+"""Data sources (bundled datasets, CSV, Parquet) and deterministic splits."""

@@ -1,0 +1,1 @@
+"""Test-split metrics, per-class breakdowns and plots."""

@@ -1,0 +1,1 @@
+"""Export: one self-contained ONNX graph from raw feature columns to predictions."""

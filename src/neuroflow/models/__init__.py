@@ -1,0 +1,1 @@
+"""Network definitions and the one factory that builds them from a `ModelSpec`."""

@@ -1,0 +1,146 @@
+"""export: one ONNX graph from raw rows to predictions, parity-checked, registered as challenger."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from neuroflow.config import SPLITS, Params, Paths
+from neuroflow.errors import NeuroflowError
+from neuroflow.io import read_json, write_json, write_text
+
+log = logging.getLogger(__name__)
+
+CHALLENGER = "challenger"
+
+
+class ParityError(NeuroflowError):
+    """The exported graph disagrees with the PyTorch path beyond tolerance."""
+
+
+def _sha256(path: Any) -> str:
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def pip_requirements() -> list[str]:
+    """Explicit, so MLflow skips its slow requirement inference."""
+    from importlib.metadata import version
+
+    return [
+        f"onnxruntime=={version('onnxruntime')}",
+        f"onnx=={version('onnx')}",
+        f"numpy=={version('numpy')}",
+        f"pandas=={version('pandas')}",
+    ]
+
+
+def run(params: Params, paths: Paths) -> dict[str, Any]:
+    import mlflow
+    import mlflow.onnx
+
+    from neuroflow import tracking
+    from neuroflow.export.onnx_graph import (
+        build_onnx_model,
+        mlflow_signature,
+        parity_max_abs_diff,
+        save_onnx,
+    )
+    from neuroflow.models.store import load_head
+    from neuroflow.stages.preprocess import load_preprocessor
+
+    schema = read_json(paths.schema)
+    pre = load_preprocessor(paths)
+    spec, head = load_head(paths.weights, paths.model_spec)
+    model = build_onnx_model(pre, head, spec, opset=params.export.opset)
+    raw_test = pd.read_parquet(paths.raw_split("test"))
+    features = raw_test[pre.input_columns]
+    parity = parity_max_abs_diff(model.SerializeToString(), pre, head, features)
+    if parity > params.export.parity_atol:
+        raise ParityError(
+            f"ONNX and PyTorch disagree on the test split: max abs diff {parity:.3g} > "
+            f"export.parity_atol={params.export.parity_atol}"
+        )
+    save_onnx(model, paths.onnx)
+
+    run_id = tracking.load_run_id(paths.run_info)
+    metrics = read_json(paths.metrics)
+    data_hashes = {
+        str(paths.raw_split(s).relative_to(paths.root)): _sha256(paths.raw_split(s)) for s in SPLITS
+    }
+    card = render_card(params, metrics, schema, data_hashes, run_id, parity, pre.feature_names)
+    write_text(paths.model_card, card)
+
+    # MLflow reads the example by label from row 0: give it a fresh index.
+    example = features.head(5).reset_index(drop=True)
+    signature = mlflow_signature(model, example)
+    name = params.registry.model_name
+    mlc = tracking.client(paths.root)
+    with tracking.reachable(mlflow.get_tracking_uri()):
+        with mlflow.start_run(run_id=run_id):
+            info = mlflow.onnx.log_model(
+                model,
+                name="model",
+                signature=signature,
+                input_example=example,
+                pip_requirements=pip_requirements(),
+                save_as_external_data=False,  # one self-contained .onnx file
+                onnx_execution_providers=["CPUExecutionProvider"],
+                registered_model_name=name,
+                metadata={"neuroflow.task": spec.task, "parity_max_abs_diff": parity},
+            )
+            mlflow.log_artifact(str(paths.model_card), "model_card")
+            mlflow.log_metric("export_parity_max_abs_diff", parity)
+        version = str(info.registered_model_version)
+        mlc.set_registered_model_alias(name, CHALLENGER, version)
+        for key, value in {
+            "run_id": run_id,
+            "task": spec.task,
+            "data.test_sha256": data_hashes[str(paths.raw_split("test").relative_to(paths.root))],
+            **{f"test.{k}": str(v) for k, v in metrics.get("test", {}).items()},
+        }.items():
+            mlc.set_model_version_tag(name, version, key, value)
+    tracking.finish_run(paths.root, run_id)
+    registration = {
+        "model_name": name,
+        "version": version,
+        "alias": CHALLENGER,
+        "model_uri": f"models:/{name}/{version}",
+        "run_id": run_id,
+        "parity_max_abs_diff": parity,
+    }
+    write_json(paths.registration, registration)
+    log.info(
+        "export: %s version %s registered as @%s (parity %.2e)", name, version, CHALLENGER, parity
+    )
+    return registration
+
+
+def render_card(
+    params: Params,
+    metrics: dict[str, Any],
+    schema: dict[str, Any],
+    data_hashes: dict[str, str],
+    run_id: str,
+    parity: float,
+    feature_names: list[str],
+) -> str:
+    from neuroflow.export.model_card import render_model_card
+
+    return render_model_card(
+        name=params.registry.model_name,
+        params=params.flat(),
+        metrics=metrics,
+        schema=schema,
+        data_hashes=data_hashes,
+        run_id=run_id,
+        parity=parity,
+        feature_names=feature_names,
+    )

@@ -1,0 +1,82 @@
+"""preprocess: fit the feature pipeline on train, apply it to every split, save tensors."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from neuroflow.config import SPLITS, Params, Paths
+from neuroflow.errors import DataError
+from neuroflow.features.transform import FittedPreprocessor, PreprocessOptions, fit_preprocessor
+from neuroflow.io import read_json, write_json, write_with
+
+log = logging.getLogger(__name__)
+
+
+def encode_target(values: pd.Series, classes: list[Any], split: str) -> np.ndarray:
+    """Class labels → indices into `classes` (from train); an unknown label is a data error."""
+    lookup = {c: i for i, c in enumerate(classes)}
+    mapped = values.map(lambda v: lookup.get(v.item() if hasattr(v, "item") else v, -1))
+    unknown = values[mapped.to_numpy() < 0]
+    if len(unknown):
+        raise DataError(
+            f"split {split!r}: label(s) {sorted(map(str, unknown.unique()))[:5]} "
+            f"not seen in train (classes {classes})"
+        )
+    return mapped.to_numpy(dtype=np.int64)
+
+
+def run(params: Params, paths: Paths) -> dict[str, Any]:
+    from safetensors.numpy import save_file
+
+    schema = read_json(paths.schema)
+    target = schema["target"]
+    frames = {split: pd.read_parquet(paths.raw_split(split)) for split in SPLITS}
+    cfg = params.preprocess
+    options = PreprocessOptions(
+        impute_numeric=cfg.impute_numeric,
+        scale=cfg.scale,
+        select=cfg.select,
+        k=cfg.k,
+        variance_threshold=cfg.variance_threshold,
+        pca=cfg.pca,
+        max_categories=cfg.max_categories,
+        seed=params.seed,
+    )
+    train = frames["train"]
+    pre = fit_preprocessor(
+        train.drop(columns=[target]),
+        train[target],
+        numeric=schema["numeric"],
+        categorical=schema["categorical"],
+        options=options,
+        classification=params.is_classification,
+    )
+    for split, frame in frames.items():
+        x = pre.transform(frame)
+        if params.is_classification:
+            y = encode_target(frame[target], schema["classes"], split)
+        else:
+            y = frame[target].to_numpy(dtype=np.float32)
+        tensors = {"x": np.ascontiguousarray(x), "y": np.ascontiguousarray(y)}
+
+        def write(tmp: Path, t: dict[str, np.ndarray] = tensors) -> None:
+            save_file(t, str(tmp))
+
+        write_with(paths.processed_split(split), write)
+    write_json(paths.preprocessor, pre.to_json())
+    log.info(
+        "preprocess: %d raw columns → %d features (%s)",
+        len(pre.input_columns),
+        pre.output_dim,
+        ", ".join(pre.feature_names[:5]) + ("…" if pre.output_dim > 5 else ""),
+    )
+    return {"features": pre.feature_names}
+
+
+def load_preprocessor(paths: Paths) -> FittedPreprocessor:
+    return FittedPreprocessor.from_json(read_json(paths.preprocessor))

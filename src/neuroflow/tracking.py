@@ -1,0 +1,169 @@
+"""MLflow tracking for the pipeline: one run spans train → evaluate → export.
+
+`train` opens the run and writes its id to `artifacts/run.json` (a DVC out); `evaluate` and
+`export` log into the same run. Every run carries its lineage: git revision, the data hashes
+from dvc.lock, all resolved params, and the device / CUDA / torch versions.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from neuroflow.config import tracking_uri
+from neuroflow.errors import TrackingError
+from neuroflow.io import read_json, write_json
+
+if TYPE_CHECKING:
+    from mlflow.tracking import MlflowClient
+
+log = logging.getLogger(__name__)
+
+# Bounded waits: an unreachable tracking server fails the stage in seconds, not minutes.
+# No telemetry: the pipeline talks to its own tracking store and nothing else.
+_ENV_DEFAULTS = {
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "DO_NOT_TRACK": "true",
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "15",
+}
+_DATA_STAGES = ("ingest", "validate", "preprocess")
+
+
+def client(root: Path) -> MlflowClient:
+    for key, value in _ENV_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    uri = tracking_uri(root)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+@contextmanager
+def reachable(uri_hint: str) -> Iterator[None]:
+    """Turn connection failures into one readable error naming the tracking URI."""
+    try:
+        yield
+    except TrackingError:
+        raise
+    except Exception as exc:
+        from mlflow.exceptions import MlflowException
+
+        if isinstance(exc, MlflowException | ConnectionError | OSError):
+            raise TrackingError(f"MLflow at {uri_hint} failed: {exc}") from exc
+        raise
+
+
+def git_revision(root: Path) -> dict[str, str]:
+    def git(*args: str) -> str:
+        try:
+            out = subprocess.run(
+                ["git", *args], cwd=root, capture_output=True, text=True, timeout=10, check=True
+            )
+        except (OSError, subprocess.SubprocessError):
+            return ""
+        return out.stdout.strip()
+
+    rev = git("rev-parse", "HEAD") or "unknown"
+    dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+    return {"git.revision": rev, "git.dirty": str(dirty).lower()}
+
+
+def dvc_data_hashes(root: Path) -> dict[str, str]:
+    """md5 of every output of the data stages, as recorded in dvc.lock."""
+    lock = root / "dvc.lock"
+    if not lock.exists():
+        return {}
+    stages = (yaml.safe_load(lock.read_text(encoding="utf-8")) or {}).get("stages", {})
+    tags: dict[str, str] = {}
+    for name in _DATA_STAGES:
+        for out in stages.get(name, {}).get("outs", []):
+            if "md5" in out:
+                tags[f"dvc.{name}.{out['path']}"] = str(out["md5"])
+    return tags
+
+
+def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def start_run(
+    root: Path,
+    *,
+    experiment: str,
+    run_name: str,
+    params: dict[str, str],
+    tags: dict[str, str],
+) -> str:
+    from mlflow.entities import Param
+
+    mlc = client(root)
+    with reachable(tracking_uri(root)):
+        exp = mlc.get_experiment_by_name(experiment)
+        exp_id = exp.experiment_id if exp else mlc.create_experiment(experiment)
+        all_tags = {**git_revision(root), **dvc_data_hashes(root), **tags}
+        run = mlc.create_run(exp_id, run_name=run_name, tags=all_tags)
+        run_id = run.info.run_id
+        param_list = [Param(k, v[:6000]) for k, v in sorted(params.items())]
+        for chunk in _chunks(param_list, 100):
+            mlc.log_batch(run_id, params=chunk)
+        lock = root / "dvc.lock"
+        if lock.exists():
+            mlc.log_artifact(run_id, str(lock), "lineage")
+    return run_id
+
+
+def log_metrics(root: Path, run_id: str, rows: list[tuple[str, float, int]]) -> None:
+    """(key, value, step) rows in batches of 1000: one call, not one per value."""
+    import math
+
+    from mlflow.entities import Metric
+
+    mlc = client(root)
+    now = int(time.time() * 1000)
+    metrics = [Metric(k, float(v), now, s) for k, v, s in rows if math.isfinite(float(v))]
+    with reachable(tracking_uri(root)):
+        for chunk in _chunks(metrics, 1000):
+            mlc.log_batch(run_id, metrics=chunk)
+
+
+def log_artifacts(root: Path, run_id: str, files: list[Path], artifact_path: str) -> None:
+    mlc = client(root)
+    with reachable(tracking_uri(root)):
+        for file in files:
+            mlc.log_artifact(run_id, str(file), artifact_path)
+
+
+def set_tags(root: Path, run_id: str, tags: dict[str, str]) -> None:
+    from mlflow.entities import RunTag
+
+    mlc = client(root)
+    with reachable(tracking_uri(root)):
+        mlc.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+
+
+def finish_run(root: Path, run_id: str, status: str = "FINISHED") -> None:
+    mlc = client(root)
+    with reachable(tracking_uri(root)):
+        mlc.set_terminated(run_id, status=status)
+
+
+def save_run_info(path: Path, run_id: str, experiment: str) -> None:
+    write_json(path, {"run_id": run_id, "experiment": experiment})
+
+
+def load_run_id(path: Path) -> str:
+    return str(read_json(path)["run_id"])

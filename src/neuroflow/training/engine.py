@@ -1,0 +1,394 @@
+"""The training loop: in-memory tensors on the device, batched by index, resumable per epoch.
+
+Why it is fast: the whole split lives on the device as one tensor; each epoch permutes it once
+and slices contiguous batches (no per-sample Dataset/DataLoader, no collate); losses accumulate
+on the device and the host reads them once per epoch, never per step.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from neuroflow.training.checkpoint import (
+    CHECKPOINT_NAME,
+    CheckpointError,
+    TrainingState,
+    load_checkpoint,
+    save_checkpoint,
+)
+from neuroflow.training.device import resolve_device, seed_everything
+
+log = logging.getLogger(__name__)
+
+EVAL_BATCH = 8192
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    epochs: int = 100
+    batch_size: int = 64
+    optimizer: str = "adam"  # adam | adamw | sgd | rmsprop
+    lr: float = 1e-3
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    l1: float = 0.0  # L1 penalty on weights, added to the loss
+    scheduler: str = "none"  # none | step | plateau | cosine
+    step_size: int = 30
+    gamma: float = 0.5
+    grad_clip: float = 0.0  # max global grad norm; 0 = off
+    patience: int = 20  # early stopping on validation loss
+    loss: str = "cross_entropy"  # cross_entropy | mse | mae
+    device: str = "auto"
+    deterministic: bool = True
+    seed: int = 0
+    amp: bool = True  # bf16 autocast on CUDA; ignored on CPU
+
+
+@dataclass
+class TensorSplits:
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_val: torch.Tensor
+    y_val: torch.Tensor
+
+
+@dataclass
+class EpochRecord:
+    epoch: int
+    train_loss: float
+    val_loss: float
+    lr: float
+    val_accuracy: float | None = None
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        out = {
+            "epoch": self.epoch,
+            "train_loss": self.train_loss,
+            "val_loss": self.val_loss,
+            "lr": self.lr,
+            "seconds": self.seconds,
+        }
+        if self.val_accuracy is not None:
+            out["val_accuracy"] = self.val_accuracy
+        return out
+
+
+@dataclass
+class FitResult:
+    history: list[EpochRecord]
+    best_epoch: int
+    best_val_loss: float
+    stopped_early: bool
+    resumed_from: int  # epochs already done when this call started (0 = fresh)
+    device: str
+    samples_per_second: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def make_optimizer(model: nn.Module, s: TrainSettings) -> torch.optim.Optimizer:
+    params = model.parameters()
+    if s.optimizer == "adam":
+        return torch.optim.Adam(params, lr=s.lr, weight_decay=s.weight_decay)
+    if s.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=s.lr, weight_decay=s.weight_decay)
+    if s.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=s.lr, momentum=s.momentum, weight_decay=s.weight_decay)
+    if s.optimizer == "rmsprop":
+        return torch.optim.RMSprop(
+            params, lr=s.lr, momentum=s.momentum, weight_decay=s.weight_decay
+        )
+    raise ValueError(f"train.optimizer={s.optimizer!r} is not supported")
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, s: TrainSettings) -> Any:
+    if s.scheduler == "none":
+        return None
+    if s.scheduler == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=s.step_size, gamma=s.gamma)
+    if s.scheduler == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, factor=s.gamma, patience=max(1, s.patience // 3)
+        )
+    if s.scheduler == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=s.epochs)
+    raise ValueError(f"train.scheduler={s.scheduler!r} is not supported")
+
+
+def make_loss(name: str) -> nn.Module:
+    losses: dict[str, Callable[[], nn.Module]] = {
+        "cross_entropy": nn.CrossEntropyLoss,
+        "mse": nn.MSELoss,
+        "mae": nn.L1Loss,
+    }
+    if name not in losses:
+        raise ValueError(f"train.loss={name!r} is not supported; choose one of {sorted(losses)}")
+    return losses[name]()
+
+
+def _rng_state(generator: torch.Generator) -> dict[str, torch.Tensor]:
+    state = {"torch": torch.get_rng_state(), "shuffle": generator.get_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state()
+    return state
+
+
+def _restore_rng(generator: torch.Generator, state: dict[str, torch.Tensor]) -> None:
+    torch.set_rng_state(state["torch"])
+    generator.set_state(state["shuffle"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state["cuda"])
+
+
+class _Progress:
+    """A rich bar with ETA on a terminal; plain log lines otherwise (CI, DVC logs, Prefect)."""
+
+    def __init__(self, total: int, done: int) -> None:
+        self._bar: Any = None
+        self._task: Any = None
+        if sys.stderr.isatty():
+            try:
+                from rich.progress import (
+                    BarColumn,
+                    MofNCompleteColumn,
+                    Progress,
+                    TextColumn,
+                    TimeRemainingColumn,
+                )
+            except ImportError:  # rich is optional for the engine on a bare GPU box
+                return
+            self._bar = Progress(
+                TextColumn("train"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[status]}"),
+                TimeRemainingColumn(),
+                transient=False,
+            )
+            self._task = self._bar.add_task("train", total=total, completed=done, status="")
+            self._bar.start()
+
+    def update(self, record: EpochRecord, total: int) -> None:
+        acc = f" val_acc={record.val_accuracy:.4f}" if record.val_accuracy is not None else ""
+        status = f"loss={record.train_loss:.4f} val_loss={record.val_loss:.4f}{acc}"
+        if self._bar is not None:
+            self._bar.update(self._task, advance=1, status=status)
+        else:
+            log.info(
+                "epoch %d/%d %s lr=%.3g (%.2fs)",
+                record.epoch,
+                total,
+                status,
+                record.lr,
+                record.seconds,
+            )
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
+def _clone_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+@torch.no_grad()
+def evaluate_loss(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    loss_fn: nn.Module,
+    classification: bool,
+    autocast: Callable[[], Any],
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Mean loss (and accuracy) over a split, as device tensors (no host sync here)."""
+    model.eval()
+    total = torch.zeros((), device=x.device)
+    correct = torch.zeros((), device=x.device)
+    for start in range(0, len(x), EVAL_BATCH):
+        xb, yb = x[start : start + EVAL_BATCH], y[start : start + EVAL_BATCH]
+        with autocast():
+            out = model(xb)
+        out = out.float()
+        pred = out[:, 0] if not classification and out.ndim == 2 else out
+        total += loss_fn(pred, yb) * len(xb)
+        if classification:
+            correct += (out.argmax(dim=1) == yb).sum()
+    n = max(len(x), 1)
+    return total / n, (correct / n if classification else None)
+
+
+def fit(
+    model: nn.Module,
+    data: TensorSplits,
+    settings: TrainSettings,
+    *,
+    checkpoint_dir: Path | None = None,
+    fingerprint: str = "",
+    on_epoch: Callable[[EpochRecord], None] | None = None,
+) -> FitResult:
+    """Train `model` in place; on return it holds the weights of the best validation epoch.
+
+    With `checkpoint_dir`, a checkpoint is written atomically after every epoch and a run with
+    the same `fingerprint` (config + data identity) resumes from it, ending with the same
+    weights an uninterrupted run would have (given deterministic mode on CPU).
+    """
+    seed_everything(settings.seed, settings.deterministic)
+    device = resolve_device(settings.device)
+    model.to(device)
+    classification = settings.loss == "cross_entropy"
+    x_train = data.x_train.to(device, non_blocking=True)
+    y_train = data.y_train.to(device, non_blocking=True)
+    x_val = data.x_val.to(device, non_blocking=True)
+    y_val = data.y_val.to(device, non_blocking=True)
+
+    optimizer = make_optimizer(model, settings)
+    scheduler = make_scheduler(optimizer, settings)
+    loss_fn = make_loss(settings.loss)
+    generator = torch.Generator(device=device)
+    generator.manual_seed(settings.seed)
+    use_amp = settings.amp and device.type == "cuda"
+
+    def autocast() -> Any:
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp)
+
+    history: list[EpochRecord] = []
+    best_state = _clone_state(model)
+    best_loss, best_epoch, bad_epochs, start_epoch = math.inf, 0, 0, 0
+
+    ckpt_path = checkpoint_dir / CHECKPOINT_NAME if checkpoint_dir else None
+    if ckpt_path is not None and ckpt_path.exists():
+        try:
+            state = load_checkpoint(ckpt_path)
+        except CheckpointError as exc:
+            log.warning("ignoring checkpoint: %s", exc)
+        else:
+            if state.meta.get("fingerprint") == fingerprint:
+                model.load_state_dict(state.model)
+                optimizer.load_state_dict(state.optimizer)
+                if scheduler is not None:
+                    scheduler.load_state_dict(state.scheduler)
+                _restore_rng(generator, state.rng)
+                best_state = state.best_model
+                best_loss = float(state.meta["best_loss"])
+                best_epoch = int(state.meta["best_epoch"])
+                bad_epochs = int(state.meta["bad_epochs"])
+                history = [EpochRecord(**r) for r in state.meta["history"]]
+                start_epoch = state.epoch
+                log.info("resuming from %s after epoch %d", ckpt_path, start_epoch)
+            else:
+                log.info("checkpoint %s is for another config or data; starting fresh", ckpt_path)
+
+    n = len(x_train)
+    batch = settings.batch_size
+    progress = _Progress(settings.epochs, start_epoch)
+    stopped_early = bad_epochs >= settings.patience
+    trained_samples, train_seconds = 0, 0.0
+    penalised = [p for name, p in model.named_parameters() if p.ndim > 1]
+    try:
+        for epoch in range(start_epoch + 1, settings.epochs + 1):
+            if stopped_early:
+                break
+            t0 = time.perf_counter()
+            model.train()
+            perm = torch.randperm(n, device=device, generator=generator)
+            xs, ys = x_train.index_select(0, perm), y_train.index_select(0, perm)
+            running = torch.zeros((), device=device)
+            for start in range(0, n, batch):
+                xb, yb = xs[start : start + batch], ys[start : start + batch]
+                if len(xb) < 2 and n >= 2:  # BatchNorm cannot train on a single row
+                    continue
+                with autocast():
+                    out = model(xb)
+                out = out.float()
+                pred = out if classification else out[:, 0]
+                loss = loss_fn(pred, yb)
+                if settings.l1 > 0:
+                    loss = loss + settings.l1 * sum(p.abs().sum() for p in penalised)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if settings.grad_clip > 0:
+                    nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
+                optimizer.step()
+                running += loss.detach() * len(xb)
+            val_loss_t, val_acc_t = evaluate_loss(
+                model, x_val, y_val, loss_fn, classification, autocast
+            )
+            # One host sync per epoch: read the epoch's numbers.
+            train_loss = float(running / n)
+            val_loss = float(val_loss_t)
+            val_acc = float(val_acc_t) if val_acc_t is not None else None
+            if not math.isfinite(train_loss):
+                raise FloatingPointError(
+                    f"training diverged at epoch {epoch} (loss={train_loss}); lower train.lr "
+                    "or set train.grad_clip"
+                )
+            if scheduler is not None:
+                if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                    scheduler.step(val_loss)
+                else:
+                    scheduler.step()
+            seconds = time.perf_counter() - t0
+            trained_samples += n
+            train_seconds += seconds
+            record = EpochRecord(
+                epoch=epoch,
+                train_loss=train_loss,
+                val_loss=val_loss,
+                lr=float(optimizer.param_groups[0]["lr"]),
+                val_accuracy=val_acc,
+                seconds=seconds,
+            )
+            history.append(record)
+            if val_loss < best_loss - 1e-12:
+                best_loss, best_epoch, bad_epochs = val_loss, epoch, 0
+                best_state = _clone_state(model)
+            else:
+                bad_epochs += 1
+            stopped_early = bad_epochs >= settings.patience
+            if ckpt_path is not None:
+                save_checkpoint(
+                    ckpt_path.parent,
+                    TrainingState(
+                        epoch=epoch,
+                        model=model.state_dict(),
+                        best_model=best_state,
+                        optimizer=optimizer.state_dict(),
+                        scheduler=scheduler.state_dict() if scheduler is not None else {},
+                        rng=_rng_state(generator),
+                        meta={
+                            "fingerprint": fingerprint,
+                            "best_loss": best_loss,
+                            "best_epoch": best_epoch,
+                            "bad_epochs": bad_epochs,
+                            "history": [r.as_dict() for r in history],
+                        },
+                    ),
+                )
+            progress.update(record, settings.epochs)
+            if on_epoch is not None:
+                on_epoch(record)
+    finally:
+        progress.close()
+
+    model.load_state_dict(best_state)
+    model.eval()
+    return FitResult(
+        history=history,
+        best_epoch=best_epoch,
+        best_val_loss=best_loss,
+        stopped_early=stopped_early,
+        resumed_from=start_epoch,
+        device=str(device),
+        samples_per_second=trained_samples / train_seconds if train_seconds else 0.0,
+    )
