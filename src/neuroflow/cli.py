@@ -191,9 +191,20 @@ def show_metrics(params: ParamsOpt = Path("params.yaml")) -> None:
     _run(go)
 
 
+# --- extension commands: each module adds its commands with `register(app)` -----------------
+# Modules listed here import only typer at module level (heavy imports inside commands).
+_EXTENSIONS: tuple[str, ...] = ()
+
+
+def _register_extensions() -> None:
+    for name in _EXTENSIONS:
+        importlib.import_module(name).register(app)
+
+
 def main() -> None:
     # Quiet third-party start-up chatter before any heavy import can emit it.
     os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+    _register_extensions()
     app()
 
 

@@ -95,6 +95,21 @@ class RegistryConfig(_Section):
     experiment: str = "neuroflow"
 
 
+class PromotionConfig(_Section):
+    """The champion/challenger gate (`neuroflow promote`)."""
+
+    metric: str = "roc_auc"  # primary metric; rmse/mae/log_loss are lower-is-better
+    min_delta: float = Field(0.0, ge=0)  # point improvement required over the champion
+    tolerance: float = Field(0.005, ge=0)  # bootstrap 95% lower bound must exceed -tolerance
+    bootstrap: int = Field(1000, ge=100)
+    max_slice_drop: float = Field(0.05, ge=0)  # per class / declared slice, on the metric
+    slices: list[str] = Field(default_factory=list)  # categorical columns defining slices
+    # With no champion yet, the challenger must reach these absolute test metrics.
+    thresholds: dict[str, float] = Field(
+        default_factory=lambda: {"accuracy": 0.95, "roc_auc": 0.98}
+    )
+
+
 class Params(_Section):
     seed: int = 42
     task: Task = "binary"
@@ -105,6 +120,7 @@ class Params(_Section):
     train: TrainConfig = TrainConfig()
     export: ExportConfig = ExportConfig()
     registry: RegistryConfig = RegistryConfig()
+    promotion: PromotionConfig = PromotionConfig()
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
