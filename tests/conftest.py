@@ -1,0 +1,104 @@
+"""Shared fixtures: a throw-away copy of the project, shrunken params, CLI runners."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+# Fast settings for tests: the real config, shrunk (few epochs, CPU, deterministic).
+FAST_TRAIN = {"epochs": 12, "patience": 5, "device": "cpu"}
+
+
+def tracked_files() -> list[str]:
+    out = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard"],
+        cwd=REPO, capture_output=True, text=True, check=True,
+    )
+    return [f for f in out.stdout.splitlines() if (REPO / f).is_file()]
+
+
+def copy_project(dest: Path) -> Path:
+    """The repo's tracked (and untracked, not ignored) files in a fresh git repo at `dest`."""
+    for rel in tracked_files():
+        if rel.startswith(("data/raw", "data/processed")) or rel == "dvc.lock":
+            continue
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / rel, target)
+    env = clean_env(dest)
+    for cmd in (
+        ["git", "init", "-q", "-b", "main"],
+        ["git", "add", "-A"],
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"],
+    ):
+        subprocess.run(cmd, cwd=dest, check=True, env=env)
+    return dest
+
+
+def clean_env(root: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "PREFECT_"))}
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    env["GIT_AUTHOR_NAME"] = env["GIT_COMMITTER_NAME"] = "test"
+    env["GIT_AUTHOR_EMAIL"] = env["GIT_COMMITTER_EMAIL"] = "test@example.com"
+    env["MLFLOW_TRACKING_URI"] = f"sqlite:///{root / 'mlflow.db'}"
+    env.update(extra)
+    return env
+
+
+def set_params(root: Path, overrides: dict[str, Any]) -> None:
+    """Deep-merge `overrides` into root/params.yaml."""
+    path = root / "params.yaml"
+    params = yaml.safe_load(path.read_text())
+
+    def merge(base: dict[str, Any], new: dict[str, Any]) -> None:
+        for key, value in new.items():
+            if isinstance(value, dict) and isinstance(base.get(key), dict):
+                merge(base[key], value)
+            else:
+                base[key] = value
+
+    merge(params, overrides)
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def run(
+    root: Path, *args: str, check: bool = True, timeout: float = 300, **env: str
+) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        list(args), cwd=root, env=clean_env(root, **env), capture_output=True, text=True,
+        timeout=timeout,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(args)} exited {proc.returncode}\n--- stdout\n{proc.stdout[-4000:]}"
+            f"\n--- stderr\n{proc.stderr[-4000:]}"
+        )
+    return proc
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Iterator[Path]:
+    """A fresh copy of the project with shrunken training params."""
+    root = copy_project(tmp_path / "project")
+    set_params(root, {"train": FAST_TRAIN})
+    yield root
+
+
+@pytest.fixture(scope="session")
+def pipeline_done(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One shrunken `dvc repro` shared by read-only tests (a session-scoped project copy)."""
+    root = copy_project(tmp_path_factory.mktemp("shared") / "project")
+    set_params(root, {"train": FAST_TRAIN})
+    run(root, "dvc", "repro")
+    return root
