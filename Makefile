@@ -52,7 +52,16 @@ ui: $(STAMP) ## Open the MLflow UI on 127.0.0.1:5000 over the project store
 bench: $(STAMP) ## Run the benchmarks and write benchmarks/results + RESULTS.md
 	$(BIN)/python -m benchmarks.run
 
+lock: ## Re-resolve the dependency set into requirements.lock (needs the package index)
+	rm -rf .lock-venv && $(PY) -m venv .lock-venv
+	.lock-venv/bin/python -m pip install --quiet --upgrade "pip>=24"
+	.lock-venv/bin/python -m pip install --quiet ".[dev]" "torch==2.13.0" "fastapi<0.151"
+	{ sed -n '1,2p' requirements.lock; .lock-venv/bin/python -m pip freeze --all --exclude-editable \
+	  | grep -v -E '^(pip|neuroflow)==' | sed 's/^torch==2.13.0+cpu/torch==2.13.0/' \
+	  | sort -f; } > requirements.lock.new && mv requirements.lock.new requirements.lock
+	rm -rf .lock-venv
+
 clean: ## Remove pipeline outputs (keeps .venv, the DVC cache and mlflow.db)
 	rm -rf artifacts
 
-.PHONY: help venv run test test-fast lint format ui bench clean
+.PHONY: help venv run test test-fast lint format ui bench lock clean
