@@ -16,6 +16,11 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
+PIPELINE_OUTPUTS = (
+    "data/raw", "data/processed", "data/validated", "artifacts/", "reports/", "mlruns/",
+    "benchmarks/results/tmp",
+)
+
 # Fast settings for tests: the real config, shrunk (few epochs, CPU, deterministic).
 FAST_TRAIN = {"epochs": 12, "patience": 5, "device": "cpu"}
 
@@ -31,8 +36,8 @@ def tracked_files() -> list[str]:
 def copy_project(dest: Path) -> Path:
     """The repo's tracked (and untracked, not ignored) files in a fresh git repo at `dest`."""
     for rel in tracked_files():
-        if rel.startswith(("data/raw", "data/processed")) or rel == "dvc.lock":
-            continue
+        if rel.startswith(PIPELINE_OUTPUTS) or rel == "dvc.lock":
+            continue  # the copy runs the pipeline from scratch
         target = dest / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO / rel, target)

@@ -193,7 +193,10 @@ def show_metrics(params: ParamsOpt = Path("params.yaml")) -> None:
 
 # --- extension commands: each module adds its commands with `register(app)` -----------------
 # Modules listed here import only typer at module level (heavy imports inside commands).
-_EXTENSIONS: tuple[str, ...] = ()
+_EXTENSIONS: tuple[str, ...] = (
+    "neuroflow.registry.cli",
+    "neuroflow.serving.cli",
+)
 
 
 def _register_extensions() -> None:

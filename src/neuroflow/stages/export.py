@@ -97,6 +97,8 @@ def run(params: Params, paths: Paths) -> dict[str, Any]:
                 metadata={"neuroflow.task": spec.task, "parity_max_abs_diff": parity},
             )
             mlflow.log_artifact(str(paths.model_card), "model_card")
+            # The promotion gate's frozen evaluation set: the raw rows this version was tested on.
+            mlflow.log_artifact(str(paths.raw_split("test")), "eval")
             mlflow.log_metric("export_parity_max_abs_diff", parity)
         version = str(info.registered_model_version)
         mlc.set_registered_model_alias(name, CHALLENGER, version)

@@ -1,0 +1,397 @@
+"""The promotion gate's evidence: metrics on predictions, a paired bootstrap, per-slice drops.
+
+Pure numpy (no MLflow, no onnxruntime): the registry code scores both models on the same frozen
+rows and hands the predictions here. Every metric is computed for a *batch* of resamples at once
+(leading axis = resample), so a 1000-resample bootstrap of ROC AUC costs milliseconds; the values
+match `neuroflow.evaluation.metrics` (a unit test holds them together).
+
+The decision, in order (all must pass):
+- smoke: the registered artifact loads and predicts (checked by the caller, passed in here);
+- with a champion: the improvement (challenger - champion, sign-adjusted so that positive is
+  better) has a point estimate >= `min_delta` and the lower end of its two-sided 95% paired
+  bootstrap interval above `-tolerance`; no class or declared slice drops by more than
+  `max_slice_drop`;
+- without a champion: every `thresholds` metric is reached on the frozen test rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from neuroflow.config import PromotionConfig
+from neuroflow.errors import ConfigError
+
+CLASSIFICATION_METRICS = (
+    "accuracy",
+    "precision_macro",
+    "recall_macro",
+    "f1_macro",
+    "roc_auc",
+    "log_loss",
+)
+REGRESSION_METRICS = ("rmse", "mae", "r2")
+LOWER_IS_BETTER = frozenset({"rmse", "mae", "log_loss"})
+MIN_SLICE_ROWS = 5  # smaller slices are reported but not judged: one row flips them by 20%+
+_EPS = 1e-15
+# Resamples per vectorised block: bounds memory at about 8 MB per (block, rows, classes) array.
+_BLOCK_ELEMENTS = 1_000_000
+
+
+class GateConfigError(ConfigError):
+    """A `promotion` parameter does not fit the model's task."""
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """One model's outputs on the evaluation rows, aligned row for row with `y`.
+
+    Classification: `y` holds class indices, `proba` is (n, C) in the same class order.
+    Regression: `y` holds targets, `value` the predictions.
+    """
+
+    task: str
+    y: np.ndarray
+    proba: np.ndarray | None = None
+    value: np.ndarray | None = None
+
+    @property
+    def classification(self) -> bool:
+        return self.task != "regression"
+
+    def take(self, rows: np.ndarray) -> Predictions:
+        return Predictions(
+            self.task,
+            self.y[rows],
+            None if self.proba is None else self.proba[rows],
+            None if self.value is None else self.value[rows],
+        )
+
+
+def higher_is_better(metric: str) -> bool:
+    return metric not in LOWER_IS_BETTER
+
+
+def check_metric(metric: str, task: str, key: str = "promotion.metric") -> None:
+    known = REGRESSION_METRICS if task == "regression" else CLASSIFICATION_METRICS
+    if metric not in known:
+        raise GateConfigError(
+            f"{key}={metric!r} does not apply to a {task} model; use one of {known}"
+        )
+
+
+# --------------------------------------------------------------------------- batched metrics
+# Each takes y (B, n) and proba (B, n, C) or value (B, n) and returns (B,) values.
+
+
+def _accuracy(y: np.ndarray, proba: np.ndarray) -> np.ndarray:
+    return np.asarray((proba.argmax(axis=-1) == y).mean(axis=-1), dtype=np.float64)
+
+
+def _counts(y: np.ndarray, proba: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    pred = proba.argmax(axis=-1)
+    classes = np.arange(proba.shape[-1])
+    is_pred = pred[..., None] == classes  # (B, n, C)
+    is_true = y[..., None] == classes
+    tp = (is_pred & is_true).sum(axis=1).astype(np.float64)
+    return tp, is_pred.sum(axis=1).astype(np.float64), is_true.sum(axis=1).astype(np.float64)
+
+
+def _safe_div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    return np.divide(num, den, out=np.zeros_like(num), where=den > 0)  # zero_division=0
+
+
+def _precision_macro(y: np.ndarray, proba: np.ndarray) -> np.ndarray:
+    tp, n_pred, _ = _counts(y, proba)
+    return np.asarray(_safe_div(tp, n_pred).mean(axis=-1))
+
+
+def _recall_macro(y: np.ndarray, proba: np.ndarray) -> np.ndarray:
+    tp, _, n_true = _counts(y, proba)
+    return np.asarray(_safe_div(tp, n_true).mean(axis=-1))
+
+
+def _f1_macro(y: np.ndarray, proba: np.ndarray) -> np.ndarray:
+    tp, n_pred, n_true = _counts(y, proba)
+    return np.asarray(_safe_div(2 * tp, n_pred + n_true).mean(axis=-1))
+
+
+def _binary_auc(positive: np.ndarray, score: np.ndarray) -> np.ndarray:
+    """Mann-Whitney AUC per row (ties count half); NaN where a row has one class only."""
+    from scipy.stats import rankdata
+
+    ranks = rankdata(score, axis=-1)
+    n_pos = positive.sum(axis=-1).astype(np.float64)
+    n_neg = positive.shape[-1] - n_pos
+    rank_sum = np.where(positive, ranks, 0.0).sum(axis=-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        auc = (rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+    return np.asarray(np.where((n_pos > 0) & (n_neg > 0), auc, np.nan))
+
+
+def _roc_auc(y: np.ndarray, proba: np.ndarray) -> np.ndarray:
+    n_classes = proba.shape[-1]
+    if n_classes == 2:
+        return _binary_auc(y == 1, proba[..., 1])
+    # One-vs-rest macro average; undefined (NaN) when a class is absent, like scikit-learn.
+    per_class = np.stack([_binary_auc(y == c, proba[..., c]) for c in range(n_classes)], axis=-1)
+    return np.asarray(per_class.mean(axis=-1))
+
+
+def _log_loss(y: np.ndarray, proba: np.ndarray) -> np.ndarray:
+    clipped = np.clip(proba.astype(np.float64), _EPS, 1.0)
+    clipped = clipped / clipped.sum(axis=-1, keepdims=True)
+    picked = np.take_along_axis(clipped, y[..., None].astype(np.intp), axis=-1)[..., 0]
+    return np.asarray(-np.log(picked).mean(axis=-1))
+
+
+def _rmse(y: np.ndarray, value: np.ndarray) -> np.ndarray:
+    return np.asarray(np.sqrt(((value - y) ** 2).mean(axis=-1)))
+
+
+def _mae(y: np.ndarray, value: np.ndarray) -> np.ndarray:
+    return np.asarray(np.abs(value - y).mean(axis=-1))
+
+
+def _r2(y: np.ndarray, value: np.ndarray) -> np.ndarray:
+    ss_res = ((y - value) ** 2).sum(axis=-1)
+    ss_tot = ((y - y.mean(axis=-1, keepdims=True)) ** 2).sum(axis=-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.asarray(np.where(ss_tot > 0, 1 - ss_res / ss_tot, np.nan))
+
+
+_METRICS: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
+    "accuracy": _accuracy,
+    "precision_macro": _precision_macro,
+    "recall_macro": _recall_macro,
+    "f1_macro": _f1_macro,
+    "roc_auc": _roc_auc,
+    "log_loss": _log_loss,
+    "rmse": _rmse,
+    "mae": _mae,
+    "r2": _r2,
+}
+
+
+def _batched(metric: str, preds: Predictions, rows: np.ndarray) -> np.ndarray:
+    """`metric` on each resample; `rows` is (B, m) row indices."""
+    check_metric(metric, preds.task)
+    out = preds.proba if preds.classification else preds.value
+    if out is None:
+        raise ValueError(f"{preds.task} predictions lack their output array")
+    return _METRICS[metric](preds.y[rows], out[rows].astype(np.float64))
+
+
+def score(metric: str, preds: Predictions) -> float:
+    """`metric` on all rows (NaN where undefined, e.g. ROC AUC with one class present)."""
+    return float(_batched(metric, preds, np.arange(len(preds.y))[None, :])[0])
+
+
+def improvement(metric: str, champion: float | np.ndarray, challenger: float | np.ndarray) -> Any:
+    """challenger - champion, signed so that positive always means better."""
+    diff = np.subtract(challenger, champion)
+    return diff if higher_is_better(metric) else -diff
+
+
+# --------------------------------------------------------------------------- evidence
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Champion vs challenger on the primary metric, paired over the same rows."""
+
+    metric: str
+    higher_is_better: bool
+    champion: float
+    challenger: float
+    improvement: float  # signed: positive = challenger better
+    ci_low: float  # two-sided 95% paired bootstrap interval of the improvement
+    ci_high: float
+    rows: int
+    resamples: int  # resamples where the metric was defined for both models
+
+
+def paired_bootstrap(
+    metric: str, champion: Predictions, challenger: Predictions, *, resamples: int, seed: int
+) -> Comparison:
+    """Resample rows with replacement; both models are scored on the SAME resampled rows."""
+    n = len(challenger.y)
+    if n == 0 or len(champion.y) != n:
+        raise ValueError(f"paired bootstrap needs aligned non-empty rows ({len(champion.y)}, {n})")
+    rng = np.random.default_rng(seed)
+    width = 1 if challenger.proba is None else challenger.proba.shape[-1]
+    block = max(1, _BLOCK_ELEMENTS // (n * width))
+    deltas: list[np.ndarray] = []
+    for start in range(0, resamples, block):
+        rows = rng.integers(0, n, size=(min(block, resamples - start), n))
+        champ = _batched(metric, champion, rows)
+        chall = _batched(metric, challenger, rows)
+        deltas.append(improvement(metric, champ, chall))
+    delta = np.concatenate(deltas)
+    delta = delta[np.isfinite(delta)]
+    champ_point, chall_point = score(metric, champion), score(metric, challenger)
+    if delta.size == 0:
+        low = high = float("nan")
+    else:
+        low, high = (float(v) for v in np.percentile(delta, [2.5, 97.5]))
+    return Comparison(
+        metric=metric,
+        higher_is_better=higher_is_better(metric),
+        champion=champ_point,
+        challenger=chall_point,
+        improvement=float(improvement(metric, champ_point, chall_point)),
+        ci_low=low,
+        ci_high=high,
+        rows=n,
+        resamples=int(delta.size),
+    )
+
+
+@dataclass(frozen=True)
+class SliceResult:
+    """One class (its recall) or one declared slice value (the primary metric on its rows)."""
+
+    name: str  # "class=malignant", "color=red"
+    metric: str
+    rows: int
+    champion: float
+    challenger: float
+    drop: float  # how much worse the challenger is (positive = worse); NaN = not judged
+    judged: bool
+
+
+def slice_results(
+    metric: str,
+    champion: Predictions,
+    challenger: Predictions,
+    *,
+    classes: list[str],
+    slices: dict[str, np.ndarray],
+) -> list[SliceResult]:
+    """Per class: recall on that class's rows. Per declared slice: the primary metric there.
+
+    A slice where the primary metric is undefined (ROC AUC on rows of one class) is judged on
+    accuracy instead; slices under MIN_SLICE_ROWS rows are reported but not judged.
+    """
+    results: list[SliceResult] = []
+    if challenger.classification:
+        for index, label in enumerate(classes):
+            rows = np.flatnonzero(challenger.y == index)
+            results.append(_slice(f"class={label}", "accuracy", champion, challenger, rows))
+    for name, mask in slices.items():
+        rows = np.flatnonzero(mask)
+        result = _slice(name, metric, champion, challenger, rows)
+        if result.judged and not np.isfinite(result.drop) and challenger.classification:
+            result = _slice(name, "accuracy", champion, challenger, rows)
+        results.append(result)
+    return results
+
+
+def _slice(
+    name: str, metric: str, champion: Predictions, challenger: Predictions, rows: np.ndarray
+) -> SliceResult:
+    if len(rows) == 0:
+        nan = float("nan")
+        return SliceResult(name, metric, 0, nan, nan, nan, judged=False)
+    champ = score(metric, champion.take(rows))
+    chall = score(metric, challenger.take(rows))
+    drop = -float(improvement(metric, champ, chall))
+    return SliceResult(name, metric, len(rows), champ, chall, drop, len(rows) >= MIN_SLICE_ROWS)
+
+
+# --------------------------------------------------------------------------- decision
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    passed: bool
+    detail: str
+
+
+@dataclass(frozen=True)
+class GateResult:
+    promote: bool
+    checks: list[Check]
+    comparison: Comparison | None = None
+    slices: list[SliceResult] = field(default_factory=list)
+    thresholds: dict[str, float] = field(default_factory=dict)  # metric -> challenger value
+
+    @property
+    def reason(self) -> str:
+        failed = [f"{c.name}: {c.detail}" for c in self.checks if not c.passed]
+        return "; ".join(failed) if failed else "all checks passed"
+
+    def to_json(self) -> dict[str, Any]:
+        def clean(value: Any) -> Any:
+            if isinstance(value, float) and not np.isfinite(value):
+                return None
+            if isinstance(value, dict):
+                return {k: clean(v) for k, v in value.items()}
+            if isinstance(value, list):
+                return [clean(v) for v in value]
+            return value
+
+        return {"promote": self.promote, "reason": self.reason, **clean(asdict(self))}
+
+
+def decide(
+    cfg: PromotionConfig,
+    comparison: Comparison,
+    slices: list[SliceResult],
+    smoke: Check,
+) -> GateResult:
+    """Challenger vs an existing champion."""
+    c = comparison
+    checks = [smoke]
+    checks.append(
+        Check(
+            "min_delta",
+            bool(np.isfinite(c.improvement) and c.improvement >= cfg.min_delta),
+            f"{c.metric} improvement {c.improvement:+.4f} (champion {c.champion:.4f} → "
+            f"challenger {c.challenger:.4f}) vs required >= {cfg.min_delta:+.4f}",
+        )
+    )
+    checks.append(
+        Check(
+            "confidence",
+            bool(np.isfinite(c.ci_low) and c.ci_low > -cfg.tolerance),
+            f"95% CI of the improvement [{c.ci_low:+.4f}, {c.ci_high:+.4f}] "
+            f"({c.resamples} paired resamples of {c.rows} rows); lower bound must be > "
+            f"{-cfg.tolerance:+.4f}",
+        )
+    )
+    judged = [s for s in slices if s.judged and np.isfinite(s.drop)]
+    worst = [s for s in judged if s.drop > cfg.max_slice_drop]
+    if worst:
+        detail = ", ".join(
+            f"{s.name} {s.metric} {s.champion:.4f} → {s.challenger:.4f} (drop {s.drop:.4f})"
+            for s in worst
+        )
+        detail += f" > max_slice_drop {cfg.max_slice_drop}"
+    else:
+        top = max((s.drop for s in judged), default=float("nan"))
+        detail = f"{len(judged)} slices judged, worst drop {top:.4f} <= {cfg.max_slice_drop}"
+    checks.append(Check("slices", not worst, detail))
+    return GateResult(all(ch.passed for ch in checks), checks, comparison, slices)
+
+
+def decide_first(cfg: PromotionConfig, challenger: Predictions, smoke: Check) -> GateResult:
+    """No champion yet: absolute thresholds on the frozen test rows decide."""
+    checks = [smoke]
+    values: dict[str, float] = {}
+    if not cfg.thresholds:
+        checks.append(Check("thresholds", True, "no promotion.thresholds set"))
+    for metric, bound in sorted(cfg.thresholds.items()):
+        check_metric(metric, challenger.task, key=f"promotion.thresholds.{metric}")
+        value = score(metric, challenger)
+        values[metric] = value
+        if higher_is_better(metric):
+            passed, op = bool(np.isfinite(value) and value >= bound), ">="
+        else:
+            passed, op = bool(np.isfinite(value) and value <= bound), "<="
+        checks.append(Check(f"threshold {metric}", passed, f"{value:.4f} vs required {op} {bound}"))
+    return GateResult(all(ch.passed for ch in checks), checks, thresholds=values)

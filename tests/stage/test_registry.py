@@ -1,0 +1,415 @@
+"""Promotion gate, ledger, rollback and locking against a real MLflow SQLite registry.
+
+Versions are small real ONNX models (raw rows in, the export stage's graph) built from tiny MLPs
+trained for a few full-batch steps on the bundled breast-cancer data plus a categorical `site`
+column, and registered the way the export stage registers them.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import pandas as pd
+import pytest
+import yaml
+
+from neuroflow.config import Params
+from neuroflow.registry import ledger, promotion
+from neuroflow.registry.artifacts import EvaluationSetError, RegistryError, sha256
+
+NAME = "registry-test-model"
+BIN = Path(sys.executable).parent
+pytestmark = pytest.mark.slow
+
+
+# --------------------------------------------------------------------------- models
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple[pd.DataFrame, pd.DataFrame]:
+    from sklearn.datasets import load_breast_cancer
+
+    frame = load_breast_cancer(as_frame=True).frame
+    rng = np.random.default_rng(0)
+    frame["site"] = rng.choice(np.asarray(["north", "south", "east"], dtype=object), len(frame))
+    order = rng.permutation(len(frame))
+    return frame.iloc[order[150:]].reset_index(drop=True), frame.iloc[order[:150]].reset_index(
+        drop=True
+    )
+
+
+def _train(train: pd.DataFrame, *, steps: int, seed: int, label_noise: float) -> onnx.ModelProto:
+    import torch
+
+    from neuroflow.export.onnx_graph import build_onnx_model
+    from neuroflow.features.transform import PreprocessOptions, fit_preprocessor
+    from neuroflow.models.factory import InferenceHead
+    from neuroflow.models.mlp import MLP
+    from neuroflow.models.spec import ModelSpec
+
+    features = train.drop(columns=["target"])
+    numeric = [c for c in features.columns if c != "site"]
+    pre = fit_preprocessor(
+        features,
+        train["target"],
+        numeric=numeric,
+        categorical=["site"],
+        options=PreprocessOptions(),
+        classification=True,
+    )
+    y = train["target"].to_numpy().copy()
+    rng = np.random.default_rng(seed)
+    flip = rng.random(len(y)) < label_noise
+    y[flip] = 1 - y[flip]
+    torch.set_num_threads(1)  # a tiny full-batch MLP: threads only add contention
+    spec = ModelSpec("mlp", "binary", pre.output_dim, 2, hidden=[8], classes=[0, 1])
+    torch.manual_seed(seed)
+    net = MLP(spec.input_dim, 2, spec.hidden)
+    x, t = torch.from_numpy(pre.transform(features)), torch.from_numpy(y).long()
+    opt = torch.optim.Adam(net.parameters(), lr=0.05)
+    for _ in range(steps):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(net(x), t).backward()
+        opt.step()
+    return build_onnx_model(pre, InferenceHead(net, spec).eval(), spec)
+
+
+@pytest.fixture(scope="module")
+def models(data: tuple[pd.DataFrame, pd.DataFrame]) -> dict[str, onnx.ModelProto]:
+    train, _ = data
+    return {
+        "good": _train(train, steps=150, seed=1, label_noise=0.0),
+        "ok": _train(train, steps=40, seed=2, label_noise=0.3),
+        "noise": _train(train, steps=150, seed=3, label_noise=0.5),  # learned nothing real
+    }
+
+
+class Store:
+    """A project root with a SQLite MLflow store and the frozen raw test split."""
+
+    def __init__(self, root: Path, test: pd.DataFrame, **promotion_cfg: Any) -> None:
+        import mlflow
+
+        self.root = root
+        self.uri = f"sqlite:///{root / 'mlflow.db'}"
+        self.test = test
+        self.test_path = root / "data" / "raw" / "test.parquet"
+        self.test_path.parent.mkdir(parents=True)
+        test.to_parquet(self.test_path, index=False)
+        cfg = {"metric": "roc_auc", "bootstrap": 300, "slices": ["site"], **promotion_cfg}
+        self.params = Params.model_validate(
+            {"registry": {"model_name": NAME}, "promotion": cfg, "seed": 0}
+        )
+        (root / "params.yaml").write_text(
+            yaml.safe_dump(self.params.model_dump(by_alias=True, mode="json"))
+        )
+        mlflow.set_tracking_uri(self.uri)
+        self.client = mlflow.MlflowClient(self.uri, self.uri)
+
+    def register(self, model: onnx.ModelProto, *, eval_artifact: bool = True) -> str:
+        """Log + register like the export stage: signature, tags, @challenger, eval rows."""
+        import mlflow
+        import mlflow.onnx
+
+        from neuroflow.export.onnx_graph import mlflow_signature
+        from neuroflow.stages.export import pip_requirements
+
+        mlflow.set_tracking_uri(self.uri)
+        mlflow.set_registry_uri(self.uri)
+        experiment = mlflow.get_experiment_by_name("neuroflow")
+        exp_id = (
+            experiment.experiment_id
+            if experiment
+            else mlflow.create_experiment(
+                "neuroflow", artifact_location=(self.root / "mlruns").as_uri()
+            )
+        )
+        example = self.test.drop(columns=["target"]).head(5)
+        with mlflow.start_run(experiment_id=exp_id):
+            info = mlflow.onnx.log_model(
+                model,
+                name="model",
+                signature=mlflow_signature(model, example),
+                pip_requirements=pip_requirements(),
+                save_as_external_data=False,
+                onnx_execution_providers=["CPUExecutionProvider"],
+                registered_model_name=NAME,
+            )
+            if eval_artifact:  # what export logs: the raw test split as eval/test.parquet
+                mlflow.log_artifact(str(self.test_path), "eval")
+        version = str(info.registered_model_version)
+        self.client.set_registered_model_alias(NAME, "challenger", version)
+        self.client.set_model_version_tag(NAME, version, "data.test_sha256", sha256(self.test_path))
+        return version
+
+    def champion(self) -> str | None:
+        version = self.client.get_registered_model(NAME).aliases.get("champion")
+        return None if version is None else str(version)
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        env = {"PATH": f"{BIN}:/usr/bin:/bin", "MLFLOW_TRACKING_URI": self.uri, "HOME": "/tmp"}
+        proc = subprocess.run(
+            [str(BIN / "neuroflow"), *args],
+            cwd=self.root,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        if check and proc.returncode not in (0, 3):
+            raise AssertionError(f"{args} exited {proc.returncode}:\n{proc.stderr[-3000:]}")
+        return proc
+
+
+@pytest.fixture(scope="module")
+def empty_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated, empty MLflow database: copying it beats re-running the migrations per test."""
+    import mlflow
+
+    folder = tmp_path_factory.mktemp("template")
+    db = folder / "mlflow.db"
+    mlflow.MlflowClient(f"sqlite:///{db}").search_experiments()
+    return db
+
+
+@pytest.fixture
+def store(
+    tmp_path: Path,
+    data: tuple[pd.DataFrame, pd.DataFrame],
+    empty_db: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Store:
+    shutil.copy2(empty_db, tmp_path / "mlflow.db")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    # A SQLite store puts new experiments' artifacts under ./mlruns: keep them in tmp_path.
+    monkeypatch.chdir(tmp_path)
+    return Store(tmp_path, data[1], thresholds={"accuracy": 0.7})
+
+
+# --------------------------------------------------------------------------- the gate
+
+
+def test_gate_first_better_worse_dry_run_and_rollback(
+    store: Store, models: dict[str, onnx.ModelProto]
+) -> None:
+    p, root = store.params, store.root
+    # No champion: absolute thresholds decide; a model that learned nothing is rejected.
+    v1 = store.register(models["noise"])
+    first = promotion.promote(p, root)
+    assert first.decision == "rejected" and "threshold accuracy" in first.message
+    assert store.champion() is None
+
+    v2 = store.register(models["ok"])
+    out = promotion.promote(p, root)
+    assert out.decision == "promoted" and store.champion() == v2
+    assert out.gate is not None and out.gate.comparison is None and out.gate.thresholds
+
+    # A better challenger, judged on the same frozen rows (paired), with slices by site.
+    v3 = store.register(models["good"])
+    dry = promotion.promote(p, root, dry_run=True)
+    assert dry.decision == "dry_run" and dry.would_promote
+    assert store.champion() == v2 and len(ledger.entries(store.client, NAME)) == 2
+    out = promotion.promote(p, root)
+    assert out.decision == "promoted", out.message
+    assert store.champion() == v3
+    comparison = out.gate.comparison  # type: ignore[union-attr]
+    assert comparison is not None and comparison.challenger > comparison.champion
+    assert comparison.rows == len(store.test)
+    names = {s.name for s in out.gate.slices}  # type: ignore[union-attr]
+    assert {"class=0", "class=1", "site=north", "site=south", "site=east"} <= names
+    assert out.evaluation["source"].endswith("eval/test.parquet")
+    assert out.evaluation["sha256"] == sha256(store.test_path)
+
+    # Promoting again is a no-op, not a second decision.
+    assert promotion.promote(p, root).decision == "noop"
+
+    # A worse challenger is rejected and recorded; the champion stays.
+    v4 = store.register(models["noise"])
+    out = promotion.promote(p, root)
+    assert out.decision == "rejected" and "confidence" in out.message
+    assert store.champion() == v3
+    tags = store.client.get_model_version(NAME, v4).tags
+    assert tags["promotion.decision"] == "rejected"
+    assert tags["promotion.ledger_run_id"] == out.ledger_run_id
+
+    # Rollback: back to the previous champion (v2), recorded; then nothing earlier remains.
+    back = promotion.rollback(p, root, reason="latency regression in production")
+    assert back.champion_before == v3 and back.champion_after == v2
+    assert store.champion() == v2
+    with pytest.raises(RegistryError, match="first champion"):
+        promotion.rollback(p, root)
+
+    entries = ledger.entries(store.client, NAME)
+    assert [
+        (e.seq, e.action, e.decision, e.challenger, e.champion_before, e.champion_after)
+        for e in entries
+    ] == [
+        (1, "promote", "rejected", v1, "", ""),
+        (2, "promote", "promoted", v2, "", v2),
+        (3, "promote", "promoted", v3, v2, v3),
+        (4, "promote", "rejected", v4, v3, v3),
+        (5, "rollback", "rolled_back", "", v3, v2),
+    ]
+    assert all(e.status == "FINISHED" and e.decided_by and e.decided_at for e in entries)
+    assert entries[4].reason == "latency regression in production"
+    assert entries[2].ci_low is not None and entries[2].improvement is not None
+
+    # Each decision is an MLflow run in the `promotions` experiment with its evidence.
+    run = store.client.get_run(entries[2].run_id)
+    exp = store.client.get_experiment(run.info.experiment_id)
+    assert exp.name == "promotions"
+    assert run.data.params["metric"] == "roc_auc"
+    assert "ci_low" in run.data.metrics and "champion_roc_auc" in run.data.metrics
+    evidence = json.loads(
+        Path(
+            store.client.download_artifacts(run.info.run_id, "evidence.json", str(root))
+        ).read_text()
+    )
+    assert evidence["gate"]["promote"] is True and evidence["challenger"] == v3
+    # No environment variables or secrets in the ledger.
+    logged = json.dumps([run.data.tags, run.data.params, evidence])
+    assert "MLFLOW_TRACKING_URI" not in logged and "PATH=" not in logged
+
+
+def test_cli_promotions_dry_run_and_rollback(
+    store: Store, models: dict[str, onnx.ModelProto]
+) -> None:
+    store.register(models["ok"])
+    promotion.promote(store.params, store.root)
+    store.register(models["good"])
+
+    dry = store.cli("promote", "--dry-run", "--json")
+    evidence = json.loads(dry.stdout)
+    assert evidence["decision"] == "dry_run" and evidence["would_promote"] is True
+    assert evidence["gate"]["comparison"]["metric"] == "roc_auc"
+    assert store.champion() == "1"
+
+    promoted = store.cli("promote")
+    assert promoted.returncode == 0 and "promoted" in promoted.stdout
+    assert store.champion() == "2"
+    store.register(models["noise"])
+    assert promotion.promote(store.params, store.root).decision == "rejected"
+    assert store.cli("rollback", "--reason", "bad canary").returncode == 0
+    assert store.champion() == "1"
+
+    table = store.cli("promotions").stdout
+    for decision in ("promoted", "rejected", "rolled_back", "bad canary", "v2 → v1"):
+        assert decision in table, table
+
+
+def test_eval_rows_fall_back_to_the_raw_split_with_a_hash_check(
+    store: Store, models: dict[str, onnx.ModelProto]
+) -> None:
+    store.register(models["ok"], eval_artifact=False)
+    out = promotion.promote(store.params, store.root, dry_run=True)
+    assert out.evaluation["source"] == str(store.test_path)
+    # Changed rows must never be silently used as the frozen evaluation set.
+    store.test.head(100).to_parquet(store.test_path, index=False)
+    with pytest.raises(EvaluationSetError, match=r"sha256 .* != data\.test_sha256"):
+        promotion.promote(store.params, store.root, dry_run=True)
+
+
+# --------------------------------------------------------------------------- concurrency
+
+
+def test_two_promoters_racing_leave_one_consistent_decision(
+    store: Store, models: dict[str, onnx.ModelProto]
+) -> None:
+    store.register(models["ok"])
+    promotion.promote(store.params, store.root)
+    challenger = store.register(models["good"])
+
+    env = {"PATH": f"{BIN}:/usr/bin:/bin", "MLFLOW_TRACKING_URI": store.uri, "HOME": "/tmp"}
+    procs = [
+        subprocess.Popen(
+            [str(BIN / "neuroflow"), "promote", "--json"],
+            cwd=store.root,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    results = []
+    for proc in procs:
+        stdout, stderr = proc.communicate(timeout=180)
+        assert proc.returncode == 0, stderr[-3000:]
+        results.append(json.loads(stdout)["decision"])
+    # One process promoted; the other, serialised behind it, found nothing left to do.
+    assert sorted(results) == ["noop", "promoted"]
+    assert store.champion() == challenger
+    entries = ledger.entries(store.client, NAME)
+    assert [e.seq for e in entries] == [1, 2]
+    assert [e.decision for e in entries] == ["promoted", "promoted"]
+    assert ledger.champion_history(entries) == ["1", challenger]
+
+
+def test_out_of_band_alias_change_aborts_the_write(
+    store: Store, models: dict[str, onnx.ModelProto], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store.register(models["ok"])
+    promotion.promote(store.params, store.root)
+    store.register(models["good"])
+    real_evaluate = promotion.evaluate
+
+    def evaluate_while_someone_moves_the_alias(*args: Any, **kwargs: Any) -> Any:
+        result = real_evaluate(*args, **kwargs)
+        store.client.set_registered_model_alias(NAME, "champion", "2")  # bypasses the lock
+        return result
+
+    monkeypatch.setattr(promotion, "evaluate", evaluate_while_someone_moves_the_alias)
+    with pytest.raises(ledger.ConcurrentChangeError, match="without the promotion lock"):
+        promotion.promote(store.params, store.root)
+    assert len(ledger.entries(store.client, NAME)) == 1  # nothing recorded for the stale decision
+
+
+def test_registry_lock_excludes_a_second_holder(store: Store) -> None:
+    """The lock used for remote tracking servers: an atomic create of a registered model."""
+    inside: list[int] = []
+    overlaps: list[bool] = []
+
+    def hold(worker: int) -> None:
+        import mlflow
+
+        client = mlflow.MlflowClient(store.uri, store.uri)
+        with ledger._registry_lock(client, f"{NAME}.promotion-lock", timeout=30):
+            overlaps.append(bool(inside))
+            inside.append(worker)
+            time.sleep(0.3)
+            inside.remove(worker)
+
+    threads = [threading.Thread(target=hold, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert overlaps == [False, False, False]
+    names = [m.name for m in store.client.search_registered_models()]
+    assert f"{NAME}.promotion-lock" not in names  # released
+
+
+def test_registry_lock_times_out_naming_the_holder(store: Store) -> None:
+    store.client.create_registered_model(
+        f"{NAME}.promotion-lock", tags={"holder": "ci@builder", "acquired_at": "earlier"}
+    )
+    lock = ledger._registry_lock(store.client, f"{NAME}.promotion-lock", timeout=0.5)
+    with pytest.raises(ledger.LockTimeoutError, match=r"ci@builder"), lock:
+        pass
+
+
+def test_lock_file_sits_beside_a_local_store(tmp_path: Path) -> None:
+    db = tmp_path / "mlflow.db"
+    assert ledger.lock_file(f"sqlite:///{db}") == tmp_path / "mlflow.db.promotion.lock"
+    assert ledger.lock_file(f"file://{tmp_path}/mlruns") == tmp_path / "mlruns" / ".promotion.lock"
+    assert ledger.lock_file("http://127.0.0.1:5000") is None
+    assert ledger.lock_file("postgresql://db/mlflow") is None
