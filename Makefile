@@ -55,7 +55,7 @@ bench: $(STAMP) ## Run the benchmarks and write benchmarks/results + RESULTS.md
 lock: ## Re-resolve the dependency set into requirements.lock (needs the package index)
 	rm -rf .lock-venv && $(PY) -m venv .lock-venv
 	.lock-venv/bin/python -m pip install --quiet --upgrade "pip>=24"
-	.lock-venv/bin/python -m pip install --quiet ".[dev]" "torch==2.13.0" "fastapi<0.151"
+	.lock-venv/bin/python -m pip install --quiet ".[dev]" "torch==2.13.0"
 	{ sed -n '1,2p' requirements.lock; .lock-venv/bin/python -m pip freeze --all --exclude-editable \
 	  | grep -v -E '^(pip|neuroflow)==' | sed 's/^torch==2.13.0+cpu/torch==2.13.0/' \
 	  | sort -f; } > requirements.lock.new && mv requirements.lock.new requirements.lock

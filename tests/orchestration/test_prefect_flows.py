@@ -1,0 +1,145 @@
+"""The `retrain` flow under a temporary Prefect API, on a shrunken project copy."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import pytest
+import yaml
+from pipelines import dag
+from pipelines.flows import RetryPolicy, retrain
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_api")]
+
+
+def task_runs(flow_run_id: UUID) -> dict[str, Any]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+        )
+    return {run.name: run for run in runs}
+
+
+def flow_logs(flow_run_id: UUID) -> list[str]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+    with get_client(sync_client=True) as client:
+        logs = client.read_logs(
+            log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id]))
+        )
+    return [log.message for log in logs]
+
+
+class _Seen(logging.Handler):
+    """Sets `event` when a log message contains `needle`."""
+
+    def __init__(self, needle: str) -> None:
+        super().__init__()
+        self.needle = needle
+        self.event = threading.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.needle in record.getMessage():
+            self.event.set()
+
+
+def test_retrain_runs_dvc_stages_retries_a_held_lock_and_registers(flow_env: Path) -> None:
+    import zc.lockfile
+
+    root = flow_env
+    (root / ".dvc" / "tmp").mkdir(parents=True, exist_ok=True)
+    # Another DVC process holds the repo lock until the flow has seen it: a transient fault.
+    held = zc.lockfile.LockFile(str(root / ".dvc" / "tmp" / "lock"))
+    seen = _Seen("Unable to acquire lock")
+    task_logger = logging.getLogger("prefect.task_runs")
+    task_logger.addHandler(seen)
+
+    def release() -> None:
+        seen.event.wait(timeout=120)
+        held.close()
+
+    releaser = threading.Thread(target=release, daemon=True)
+    releaser.start()
+    try:
+        state = retrain(
+            root=str(root),
+            overrides={"train.epochs": 3, "model.hidden": [8]},
+            retry=RetryPolicy(attempts=2, backoff_s=0.5),
+            return_state=True,
+        )
+    finally:
+        task_logger.removeHandler(seen)
+        seen.event.set()
+        releaser.join(timeout=10)
+    assert state.is_completed(), state.message
+    result = state.result()
+
+    order = list(yaml.safe_load((root / "dvc.yaml").read_text())["stages"])
+    assert result["stages"] == order
+    assert result["ran"] == order
+    assert result["registration"]["version"] == "1"
+    assert result["registration"]["challenger_version"] == "1"
+
+    runs = task_runs(state.state_details.flow_run_id)
+    assert runs["dvc repro ingest"].run_count == 2  # the held lock cost one retry
+    assert all(runs[f"dvc repro {name}"].run_count == 1 for name in order[1:])
+
+    # The overrides went through params.yaml, so dvc.lock records what train really used.
+    lock = yaml.safe_load((root / "dvc.lock").read_text())
+    assert lock["stages"]["train"]["params"]["params.yaml"]["train"]["epochs"] == 3
+    assert lock["stages"]["train"]["params"]["params.yaml"]["model"]["hidden"] == [8]
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    assert params["train"]["epochs"] == 3 and params["train"]["patience"] == 5  # merged, not reset
+
+    # Stage output reached the Prefect logs line by line.
+    messages = flow_logs(state.state_details.flow_run_id)
+    assert any(m.startswith("[train] ") and "epoch 3/3" in m for m in messages)
+    assert any(m.startswith("[export] ") and "@challenger" in m for m in messages)
+
+
+def test_failed_validation_fails_the_flow_with_its_summary_without_retry(flow_env: Path) -> None:
+    root = flow_env
+    suite_path = root / "data" / "suites" / "breast_cancer.json"
+    suite = json.loads(suite_path.read_text())
+    for expectation in suite["expectations"]:
+        kwargs = expectation["kwargs"]
+        if kwargs.get("column") == "mean smoothness" and "max_value" in kwargs:
+            kwargs["max_value"] = 0.01  # every real row is above this
+    suite_path.write_text(json.dumps(suite))
+
+    state = retrain(root=str(root), retry=RetryPolicy(attempts=3, backoff_s=0.5), return_state=True)
+
+    assert state.is_failed()
+    assert "validate failed" in state.message
+    for needle in ("split 'train'", "mean smoothness", "expect_column_values_to_be_between"):
+        assert needle in state.message
+    with pytest.raises(dag.PipelineValidationError):
+        state.result()
+    runs = task_runs(state.state_details.flow_run_id)
+    assert runs["dvc repro validate"].run_count == 1  # not retried
+    assert set(runs) == {"dvc repro ingest", "dvc repro validate"}  # nothing downstream
+    summary = json.loads((root / "data" / "validated" / "summary.json").read_text())
+    assert summary["success"] is False
+    assert not (root / "artifacts" / "export" / "registration.json").exists()
+
+
+def test_a_second_run_on_the_same_checkout_is_refused(flow_env: Path) -> None:
+    root = flow_env
+    with dag.workspace_lock(root, owner="flow run first"):
+        state = retrain(root=str(root), return_state=True)
+    assert state.is_failed()
+    assert "another pipeline run holds" in state.message
+    assert "flow run first" in state.message
+    with pytest.raises(dag.WorkspaceBusyError):
+        state.result()
+    assert not (root / "dvc.lock").exists()  # no stage ran
+    assert task_runs(state.state_details.flow_run_id) == {}
