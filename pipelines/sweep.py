@@ -20,6 +20,7 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import PrefectFuture, as_completed
+from prefect.tasks import exponential_backoff
 from pydantic import BaseModel, ConfigDict, Field
 
 from pipelines import dag
@@ -66,6 +67,8 @@ def make_workspace(root: Path, dest: Path, cache_dir: str) -> Path:
         if src.is_file():
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / rel)
+        elif rel in changed:  # deleted here since HEAD: the trial must not see it either
+            (dest / rel).unlink(missing_ok=True)
     dag.stream(
         ["dvc", "config", "--local", "cache.dir", cache_dir],
         dest,
@@ -73,6 +76,14 @@ def make_workspace(root: Path, dest: Path, cache_dir: str) -> Path:
         env=dag.venv_env(),
     )
     return dest
+
+
+def shared_cache_dir(root: Path) -> str:
+    """This checkout's DVC cache directory, which every trial's worktree shares."""
+    result = dag.stream(["dvc", "cache", "dir"], root, lambda _: None, env=dag.venv_env())
+    if result.returncode != 0 or not result.tail:
+        raise dag.StageFailedError(f"`dvc cache dir` failed in {root}: {result.text[-500:]}")
+    return result.tail[-1].strip()
 
 
 def drop_workspace(root: Path, dest: Path) -> None:
@@ -116,7 +127,8 @@ def run_trial(
             "test": metrics.get("test", {}),
             "run_id": registration["run_id"],
             "model_name": registration["model_name"],
-            "version": registration["version"],
+            "version": str(registration["version"]),
+            "workspace": str(work),
         }
     finally:
         drop_workspace(main, work)
@@ -195,13 +207,11 @@ def sweep(
     rank_by = metric or load_params(workspace / "params.yaml").promotion.metric
     tracking = nf_tracking.tracking_uri(workspace)
     ensure_experiment(workspace)
-    cache_dir = dag.stream(
-        ["dvc", "cache", "dir"], workspace, lambda _: None, env=dag.venv_env()
-    ).tail[-1]
+    cache_dir = shared_cache_dir(workspace)
     policy = retry or RetryPolicy()
     trial_task = run_trial.with_options(
         retries=policy.attempts,
-        retry_delay_seconds=policy.backoff_s,
+        retry_delay_seconds=exponential_backoff(policy.backoff_s),
         retry_condition_fn=_is_transient,
     )
     logger.info(
@@ -227,7 +237,8 @@ def sweep(
     if not rows:
         raise dag.StageFailedError(f"every sweep trial failed: {'; '.join(failed)}")
     best = best_of(rows, rank_by)
-    logger.info("\n%s", table(rows, rank_by, best))
+    comparison = table(rows, rank_by, best)
+    logger.info("\n%s", comparison)
     if propose:
         client = nf_tracking.client(workspace)
         with nf_tracking.reachable(tracking):
@@ -239,4 +250,4 @@ def sweep(
             best["version"],
             CHALLENGER,
         )
-    return {"metric": rank_by, "trials": rows, "failed": failed, "best": best}
+    return {"metric": rank_by, "trials": rows, "failed": failed, "best": best, "table": comparison}

@@ -17,7 +17,12 @@ REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 PIPELINE_OUTPUTS = (
-    "data/raw", "data/processed", "data/validated", "artifacts/", "reports/", "mlruns/",
+    "data/raw",
+    "data/processed",
+    "data/validated",
+    "artifacts/",
+    "reports/",
+    "mlruns/",
     "benchmarks/results/tmp",
 )
 
@@ -28,7 +33,10 @@ FAST_TRAIN = {"epochs": 12, "patience": 5, "device": "cpu"}
 def tracked_files() -> list[str]:
     out = subprocess.run(
         ["git", "ls-files", "-co", "--exclude-standard"],
-        cwd=REPO, capture_output=True, text=True, check=True,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return [f for f in out.stdout.splitlines() if (REPO / f).is_file()]
 
@@ -81,7 +89,11 @@ def run(
     root: Path, *args: str, check: bool = True, timeout: float = 300, **env: str
 ) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(
-        list(args), cwd=root, env=clean_env(root, **env), capture_output=True, text=True,
+        list(args),
+        cwd=root,
+        env=clean_env(root, **env),
+        capture_output=True,
+        text=True,
         timeout=timeout,
     )
     if check and proc.returncode != 0:

@@ -91,9 +91,25 @@ def ingest(params: ParamsOpt = Path("params.yaml")) -> None:
 
 
 @app.command()
-def validate(params: ParamsOpt = Path("params.yaml")) -> None:
-    """Run the expectation suite on every split; exit 1 naming what failed."""
-    _stage("validate", params)
+def validate(
+    params: ParamsOpt = Path("params.yaml"),
+    batch: Annotated[
+        Path | None,
+        typer.Option("--batch", help="Check a later CSV/Parquet batch: suite, duplicates, drift."),
+    ] = None,
+) -> None:
+    """Run the expectation suite, duplicate and drift checks on every split (or on --batch)."""
+    if batch is None:
+        _stage("validate", params)
+        return
+
+    def go() -> None:
+        from neuroflow.stages.validate import validate_batch
+
+        cfg, paths = _context(params)
+        validate_batch(cfg, paths, batch)
+
+    _run(go)
 
 
 @app.command()
@@ -103,8 +119,36 @@ def preprocess(params: ParamsOpt = Path("params.yaml")) -> None:
 
 
 @app.command()
-def train(params: ParamsOpt = Path("params.yaml")) -> None:
+def train(
+    params: ParamsOpt = Path("params.yaml"),
+    nproc: Annotated[
+        int,
+        typer.Option(
+            "--nproc",
+            min=1,
+            help="Data-parallel processes on this machine (DDP via torchrun); 1 = plain.",
+        ),
+    ] = 1,
+) -> None:
     """Train the network (resumes from the last checkpoint of the same config)."""
+    if nproc > 1 and "WORLD_SIZE" not in os.environ:
+        # Re-exec under torchrun: it starts the ranks, gives them a rendezvous and, if one
+        # rank fails, stops the others.
+        cmd = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc_per_node={nproc}",
+            "-m",
+            "neuroflow.cli",
+            "train",
+            "--params",
+            str(params),
+        ]
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execv(sys.executable, cmd)
     _stage("train", params)
 
 
@@ -196,6 +240,7 @@ def show_metrics(params: ParamsOpt = Path("params.yaml")) -> None:
 _EXTENSIONS: tuple[str, ...] = (
     "neuroflow.registry.cli",
     "neuroflow.serving.cli",
+    "neuroflow.presets",
 )
 
 

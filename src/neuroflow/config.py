@@ -10,14 +10,17 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from neuroflow.errors import ConfigError
+from neuroflow.validation.drift import DriftConfig  # pydantic only: a light import
 
-Task = Literal["binary", "multiclass", "regression"]
+# Image classification is `multiclass` (or `binary`) with `data.modality: image`.
+Task = Literal["binary", "multiclass", "regression", "forecast", "anomaly"]
+ModelType = Literal["mlp", "cnn", "rnn", "lstm", "gru", "transformer", "autoencoder"]
 
 
 class _Section(BaseModel):
@@ -26,9 +29,20 @@ class _Section(BaseModel):
 
 
 class DataConfig(_Section):
-    source: Literal["sklearn", "csv", "parquet"] = "sklearn"
-    name: str = "breast_cancer"  # bundled scikit-learn dataset when source == "sklearn"
-    path: str | None = None  # file for csv / parquet sources
+    # sklearn: bundled table; series: bundled or CSV/Parquet time series; idx: MNIST-format files
+    source: Literal["sklearn", "csv", "parquet", "series", "idx"] = "sklearn"
+    name: str = "breast_cancer"  # bundled dataset (sklearn) or bundled series (series)
+    path: str | None = None  # file for csv / parquet sources, the images file for idx
+    labels_path: str | None = None  # idx: the labels file
+    modality: Literal["tabular", "image", "sequence"] = "tabular"
+    # sequence: past values per window and the seasonal period of the naive baseline
+    window: int = Field(24, ge=2)
+    season: int = Field(12, ge=1)
+    value_column: str = "value"  # series read from a CSV/Parquet file
+    # regression: > 1 stratifies the splits on this many target quantile bins; 0 = plain shuffle
+    regression_bins: int = Field(0, ge=0)
+    # anomaly: the label that counts as normal; train/val keep only these rows
+    normal_class: int | str | None = None
     target: str = "target"
     categorical: list[str] = Field(default_factory=list)  # forced categorical columns
     drop: list[str] = Field(default_factory=list)  # identifier-like columns to leave out
@@ -39,13 +53,19 @@ class DataConfig(_Section):
 
     @model_validator(mode="after")
     def _path_for_files(self) -> DataConfig:
-        if self.source in ("csv", "parquet") and not self.path:
+        if self.source in ("csv", "parquet", "idx") and not self.path:
             raise ValueError(f"data.path is required when data.source is {self.source!r}")
+        if self.source == "idx" and not self.labels_path:
+            raise ValueError("data.labels_path is required when data.source is 'idx'")
+        if self.season > self.window:
+            raise ValueError(f"data.season={self.season} exceeds data.window={self.window}")
         return self
 
 
 class ValidateConfig(_Section):
     suite: str = "data/suites/breast_cancer.json"
+    max_duplicate_fraction: float = Field(0.05, ge=0, le=1)  # fully repeated rows per split
+    drift: DriftConfig = DriftConfig()
 
 
 class PreprocessConfig(_Section):
@@ -56,15 +76,34 @@ class PreprocessConfig(_Section):
     variance_threshold: float = Field(0.0, ge=0)
     pca: int = Field(0, ge=0)  # 0 = off; otherwise the number of components
     max_categories: int = Field(50, gt=0)  # one-hot width cap per categorical column
+    # images: pixels divided by the train maximum (global) or the tabular per-column scaling
+    image_scale: Literal["global", "per_pixel"] = "global"
+    augment_copies: int = Field(0, ge=0)  # shifted copies of each train image (train only)
+    augment_shift: int = Field(1, ge=0)  # max pixel shift of an augmented copy
 
 
 class ModelConfig(_Section):
-    type: Literal["mlp"] = "mlp"
+    type: ModelType = "mlp"
     hidden: list[int] = Field(default_factory=lambda: [64, 32])
     activation: Literal["relu", "gelu", "tanh", "leaky_relu", "silu"] = "relu"
     dropout: float = Field(0.1, ge=0, lt=1)
     batch_norm: bool = False
     init: Literal["he", "xavier", "default"] = "he"
+    channels: list[int] = Field(default_factory=lambda: [16, 32])  # cnn: conv widths
+    kernel_size: int = Field(3, ge=1)  # cnn
+    hidden_size: int = Field(32, gt=0)  # rnn / lstm / gru state width
+    layers: int = Field(1, gt=0)  # recurrent or transformer layers
+    d_model: int = Field(32, gt=0)  # transformer width
+    heads: int = Field(2, gt=0)  # transformer attention heads (must divide d_model)
+    latent: int = Field(8, gt=0)  # autoencoder bottleneck
+    # sequences: normalise each window by its last season's level (additive or ratio)
+    window_norm: Literal["none", "additive", "multiplicative"] = "none"
+
+    @model_validator(mode="after")
+    def _heads_divide(self) -> ModelConfig:
+        if self.d_model % self.heads:
+            raise ValueError(f"model.heads={self.heads} must divide model.d_model={self.d_model}")
+        return self
 
 
 class TrainConfig(_Section):
@@ -79,10 +118,38 @@ class TrainConfig(_Section):
     gamma: float = Field(0.5, gt=0, le=1)
     grad_clip: float = Field(1.0, ge=0)  # 0 = off
     l1: float = Field(0.0, ge=0)  # L1 penalty on weights (L2 is weight_decay)
-    loss: Literal["auto", "cross_entropy", "mse", "mae"] = "auto"  # auto: by task
+    # auto: cross_entropy for classification, mse otherwise; bce: binary with one logit
+    loss: Literal["auto", "cross_entropy", "bce", "mse", "mae"] = "auto"
     patience: int = Field(20, gt=0)  # early stopping on validation loss
     device: Literal["auto", "cpu", "cuda"] = "auto"
     deterministic: bool = True
+
+
+class CVConfig(_Section):
+    """`neuroflow cv`: k-fold cross-validation on train + val (the test split stays unseen)."""
+
+    folds: int = Field(5, ge=2)
+
+
+def _default_space() -> dict[str, dict[str, Any]]:
+    return {
+        "train.lr": {"low": 1e-4, "high": 1e-2, "log": True},
+        "model.dropout": {"choices": [0.0, 0.1, 0.3]},
+    }
+
+
+class TuneConfig(_Section):
+    """`neuroflow tune`: hyperparameter search over `model.*` / `train.*` keys.
+
+    `space` maps a dotted key to either {"choices": [...]} or {"low": a, "high": b, "log": bool,
+    "int": bool}. The best values go to `output` as a params-style YAML that
+    `neuroflow run-preset --file` applies with `dvc exp run -S`.
+    """
+
+    sampler: Literal["tpe", "grid", "random"] = "tpe"
+    trials: int = Field(20, gt=0)
+    space: dict[str, dict[str, Any]] = Field(default_factory=lambda: _default_space())
+    output: str = "artifacts/tune/best_params.yaml"
 
 
 class ExportConfig(_Section):
@@ -121,12 +188,29 @@ class Params(_Section):
     export: ExportConfig = ExportConfig()
     registry: RegistryConfig = RegistryConfig()
     promotion: PromotionConfig = PromotionConfig()
+    cv: CVConfig = CVConfig()
+    tune: TuneConfig = TuneConfig()
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     @property
     def is_classification(self) -> bool:
         return self.task in ("binary", "multiclass")
+
+    @model_validator(mode="after")
+    def _task_fits(self) -> Params:
+        if self.task == "forecast" and self.data.modality != "sequence":
+            raise ValueError("task=forecast needs data.modality=sequence")
+        if self.task == "anomaly":
+            if self.model.type != "autoencoder":
+                raise ValueError("task=anomaly needs model.type=autoencoder")
+            if self.data.normal_class is None:
+                raise ValueError("task=anomaly needs data.normal_class (the normal label)")
+        elif self.model.type == "autoencoder":
+            raise ValueError("model.type=autoencoder is for task=anomaly")
+        if self.train.loss == "bce" and self.task != "binary":
+            raise ValueError("train.loss=bce is for task=binary")
+        return self
 
     def flat(self) -> dict[str, str]:
         """Every resolved parameter as `section.key -> str`, for experiment tracking."""
@@ -249,6 +333,11 @@ class Paths:
     @property
     def predictions(self) -> Path:
         return self.root / "artifacts" / "report" / "test_predictions.parquet"
+
+    # model selection (`neuroflow cv`; `neuroflow tune` writes to tune.output)
+    @property
+    def cv_report(self) -> Path:
+        return self.root / "artifacts" / "cv.json"
 
     # export
     @property

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import subprocess
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import yaml
 
@@ -37,6 +38,39 @@ _ENV_DEFAULTS = {
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "15",
 }
 _DATA_STAGES = ("ingest", "validate", "preprocess")
+
+# The embedded SQLite store takes one writer at a time; a writer that waits longer than
+# SQLite's busy timeout gets "database is locked" and its transaction is rolled back, so the
+# write can simply be tried again. Bounded: about 10 s of backoff in all, then the error stands.
+_LOCKED_ATTEMPTS = 8
+_LOCKED_FIRST_DELAY = 0.05
+_LOCKED_MAX_DELAY = 2.0
+
+T = TypeVar("T")
+
+
+def _is_locked(exc: BaseException) -> bool:
+    return "database is locked" in str(exc).lower()
+
+
+def retry_locked(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Call `func`, retrying with jittered exponential backoff while SQLite reports a lock."""
+    delay = _LOCKED_FIRST_DELAY
+    for attempt in range(1, _LOCKED_ATTEMPTS + 1):
+        try:
+            return func(*args, **kwargs)
+        except Exception as exc:
+            if attempt == _LOCKED_ATTEMPTS or not _is_locked(exc):
+                raise
+            log.warning(
+                "tracking store busy (database is locked), retry %d/%d in %.2f s",
+                attempt,
+                _LOCKED_ATTEMPTS - 1,
+                delay,
+            )
+            time.sleep(delay * (1.0 + random.random()))
+            delay = min(delay * 2, _LOCKED_MAX_DELAY)
+    raise AssertionError("unreachable")  # the loop returns or raises
 
 
 def client(root: Path) -> MlflowClient:
@@ -112,18 +146,34 @@ def start_run(
 
     mlc = client(root)
     with reachable(tracking_uri(root)):
-        exp = mlc.get_experiment_by_name(experiment)
-        exp_id = exp.experiment_id if exp else mlc.create_experiment(experiment)
+        exp_id = experiment_id(mlc, experiment)
         all_tags = {**git_revision(root), **dvc_data_hashes(root), **tags}
-        run = mlc.create_run(exp_id, run_name=run_name, tags=all_tags)
+        run = retry_locked(mlc.create_run, exp_id, run_name=run_name, tags=all_tags)
         run_id = run.info.run_id
         param_list = [Param(k, v[:6000]) for k, v in sorted(params.items())]
         for chunk in _chunks(param_list, 100):
-            mlc.log_batch(run_id, params=chunk)
+            retry_locked(mlc.log_batch, run_id, params=chunk)
         lock = root / "dvc.lock"
         if lock.exists():
             mlc.log_artifact(run_id, str(lock), "lineage")
     return run_id
+
+
+def experiment_id(mlc: MlflowClient, name: str) -> str:
+    """The experiment's id, creating it if needed; safe when several runs start at once."""
+    from mlflow.exceptions import MlflowException
+
+    exp = retry_locked(mlc.get_experiment_by_name, name)
+    if exp is not None:
+        return str(exp.experiment_id)
+    try:
+        return str(retry_locked(mlc.create_experiment, name))
+    except MlflowException:
+        # Another process created it between the lookup and the create.
+        exp = retry_locked(mlc.get_experiment_by_name, name)
+        if exp is None:
+            raise
+        return str(exp.experiment_id)
 
 
 def log_metrics(root: Path, run_id: str, rows: list[tuple[str, float, int]]) -> None:
@@ -137,7 +187,7 @@ def log_metrics(root: Path, run_id: str, rows: list[tuple[str, float, int]]) -> 
     metrics = [Metric(k, float(v), now, s) for k, v, s in rows if math.isfinite(float(v))]
     with reachable(tracking_uri(root)):
         for chunk in _chunks(metrics, 1000):
-            mlc.log_batch(run_id, metrics=chunk)
+            retry_locked(mlc.log_batch, run_id, metrics=chunk)
 
 
 def log_artifacts(root: Path, run_id: str, files: list[Path], artifact_path: str) -> None:
@@ -152,13 +202,13 @@ def set_tags(root: Path, run_id: str, tags: dict[str, str]) -> None:
 
     mlc = client(root)
     with reachable(tracking_uri(root)):
-        mlc.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+        retry_locked(mlc.log_batch, run_id, tags=[RunTag(k, v) for k, v in tags.items()])
 
 
 def finish_run(root: Path, run_id: str, status: str = "FINISHED") -> None:
     mlc = client(root)
     with reachable(tracking_uri(root)):
-        mlc.set_terminated(run_id, status=status)
+        retry_locked(mlc.set_terminated, run_id, status=status)
 
 
 def save_run_info(path: Path, run_id: str, experiment: str) -> None:

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import onnx
 import pytest
-
 from tests.conftest import clean_env, run
 
 pytestmark = pytest.mark.slow
@@ -29,12 +28,19 @@ def test_outputs_metrics_and_plots(pipeline_done: Path) -> None:
     assert set(metrics["per_class"]) == {"0", "1"}
     assert len(metrics["mlflow_run_id"]) == 32
     for rel in (
-        "data/raw/train.parquet", "data/raw/schema.json", "data/validated/summary.json",
-        "reports/data_docs/index.html", "data/processed/preprocessor.json",
-        "artifacts/model/model.safetensors", "artifacts/model/model_spec.json",
-        "artifacts/plots/history.json", "artifacts/plots/confusion.json",
-        "artifacts/plots/roc.json", "artifacts/export/model.onnx",
-        "artifacts/export/MODEL_CARD.md", "artifacts/checkpoints/last.safetensors",
+        "data/raw/train.parquet",
+        "data/raw/schema.json",
+        "data/validated/summary.json",
+        "reports/data_docs/index.html",
+        "data/processed/preprocessor.json",
+        "artifacts/model/model.safetensors",
+        "artifacts/model/model_spec.json",
+        "artifacts/plots/history.json",
+        "artifacts/plots/confusion.json",
+        "artifacts/plots/roc.json",
+        "artifacts/export/model.onnx",
+        "artifacts/export/MODEL_CARD.md",
+        "artifacts/checkpoints/last.safetensors",
     ):
         assert (root / rel).is_file(), rel
     onnx.checker.check_model(str(root / "artifacts/export/model.onnx"), full_check=True)

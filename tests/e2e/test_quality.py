@@ -25,8 +25,9 @@ def test_default_params_reach_the_bar(
 ) -> None:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking_db)
     base = load_params(REPO / "params.yaml").model_dump(by_alias=True)
-    params = Params.model_validate({**base, "seed": seed, "train": {**base["train"],
-                                                                    "device": "cpu"}})
+    params = Params.model_validate(
+        {**base, "seed": seed, "train": {**base["train"], "device": "cpu"}}
+    )
     paths = Paths(root=tmp_path)
     for stage in (ingest, preprocess, train):
         stage.run(params, paths)

@@ -1,4 +1,4 @@
-"""Bad data stops the pipeline at validate: clear message, nothing downstream, registry untouched."""
+"""Bad data stops the pipeline at validate; nothing downstream runs; the registry is untouched."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
 from tests.conftest import clean_env, run
 
 pytestmark = pytest.mark.slow
@@ -51,8 +50,10 @@ CASES: dict[str, tuple[Tamper, list[str]]] = {
     "missing column": (_missing_column, ["expect_table_columns_to_match_set", "mean radius"]),
     "wrong type": (_wrong_type, ["mean texture", "expect_column_values_to_be_in_type_list"]),
     "nan": (_nan, ["worst area", "expect_column_values_to_not_be_null"]),
-    "out of range": (_out_of_range, ["mean smoothness", "expect_column_values_to_be_between",
-                                     "-7.5"]),
+    "out of range": (
+        _out_of_range,
+        ["mean smoothness", "expect_column_values_to_be_between", "-7.5"],
+    ),
     "unknown label": (_unknown_label, ["'target'", "expect_column_values_to_be_in_set", "7"]),
 }
 

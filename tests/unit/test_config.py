@@ -45,9 +45,19 @@ def test_flat_lists_every_resolved_param() -> None:
 def test_paths_are_rooted_and_distinct(tmp_path: Path) -> None:
     paths = Paths(root=tmp_path)
     files = [
-        paths.raw_split("train"), paths.schema, paths.validation_summary, paths.preprocessor,
-        paths.weights, paths.model_spec, paths.history, paths.run_info, paths.metrics,
-        paths.onnx, paths.model_card, paths.registration, paths.train_summary,
+        paths.raw_split("train"),
+        paths.schema,
+        paths.validation_summary,
+        paths.preprocessor,
+        paths.weights,
+        paths.model_spec,
+        paths.history,
+        paths.run_info,
+        paths.metrics,
+        paths.onnx,
+        paths.model_card,
+        paths.registration,
+        paths.train_summary,
     ]
     assert len(set(files)) == len(files)
     assert all(tmp_path in f.parents for f in files)

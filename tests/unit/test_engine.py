@@ -25,8 +25,16 @@ def blobs(n: int = 256, seed: int = 0) -> TensorSplits:
 
 
 SPEC = ModelSpec(type="mlp", task="binary", input_dim=6, output_dim=2, hidden=[16], dropout=0.1)
-SETTINGS = TrainSettings(epochs=8, batch_size=32, lr=1e-2, patience=100, scheduler="step",
-                         step_size=3, device="cpu", seed=3)
+SETTINGS = TrainSettings(
+    epochs=8,
+    batch_size=32,
+    lr=1e-2,
+    patience=100,
+    scheduler="step",
+    step_size=3,
+    device="cpu",
+    seed=3,
+)
 
 
 def trained(settings: TrainSettings = SETTINGS, **kw: object) -> torch.nn.Module:
@@ -63,7 +71,7 @@ def test_early_stopping_restores_best_epoch() -> None:
     assert result.best_epoch == best.epoch
 
 
-class Interrupted(Exception):
+class SimulatedCrashError(Exception):
     pass
 
 
@@ -72,13 +80,12 @@ def test_resume_after_interruption_matches_uninterrupted(tmp_path: Path) -> None
 
     def crash_at_5(record: object) -> None:
         if getattr(record, "epoch", 0) == 5:
-            raise Interrupted
+            raise SimulatedCrashError
 
     torch.manual_seed(0)
     model = build_model(SPEC)
-    with pytest.raises(Interrupted):
-        fit(model, blobs(), SETTINGS, checkpoint_dir=tmp_path, fingerprint="f",
-            on_epoch=crash_at_5)
+    with pytest.raises(SimulatedCrashError):
+        fit(model, blobs(), SETTINGS, checkpoint_dir=tmp_path, fingerprint="f", on_epoch=crash_at_5)
     assert load_checkpoint(tmp_path / CHECKPOINT_NAME).epoch == 5
 
     torch.manual_seed(123)  # a different init: everything must come from the checkpoint
@@ -91,8 +98,7 @@ def test_resume_after_interruption_matches_uninterrupted(tmp_path: Path) -> None
 def test_checkpoint_of_another_config_is_not_resumed(tmp_path: Path) -> None:
     trained(checkpoint_dir=tmp_path, fingerprint="old")
     torch.manual_seed(0)
-    result = fit(build_model(SPEC), blobs(), SETTINGS, checkpoint_dir=tmp_path,
-                 fingerprint="new")
+    result = fit(build_model(SPEC), blobs(), SETTINGS, checkpoint_dir=tmp_path, fingerprint="new")
     assert result.resumed_from == 0
 
 
@@ -123,8 +129,16 @@ def test_planted_pickle_checkpoint_is_refused_and_never_runs(tmp_path: Path) -> 
     [("adam", "plateau"), ("adamw", "cosine"), ("sgd", "step"), ("rmsprop", "none")],
 )
 def test_optimizers_and_schedulers_learn(optimizer: str, scheduler: str) -> None:
-    settings = TrainSettings(epochs=5, batch_size=32, lr=1e-2, optimizer=optimizer,
-                             scheduler=scheduler, grad_clip=1.0, l1=1e-5, device="cpu")
+    settings = TrainSettings(
+        epochs=5,
+        batch_size=32,
+        lr=1e-2,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        grad_clip=1.0,
+        l1=1e-5,
+        device="cpu",
+    )
     torch.manual_seed(0)
     result = fit(build_model(SPEC), blobs(), settings)
     assert result.history[-1].train_loss < result.history[0].train_loss

@@ -34,8 +34,12 @@ def frame() -> pd.DataFrame:
 def fit(df: pd.DataFrame, **opts: object) -> FittedPreprocessor:
     y = (df["b"].fillna(0) > -3).astype(int)
     return fit_preprocessor(
-        df, y, numeric=["a", "b", "noise"], categorical=["color"],
-        options=PreprocessOptions(**opts), classification=True,  # type: ignore[arg-type]
+        df,
+        y,
+        numeric=["a", "b", "noise"],
+        categorical=["color"],
+        options=PreprocessOptions(**opts),
+        classification=True,  # type: ignore[arg-type]
     )
 
 

@@ -13,10 +13,16 @@ def split_frame(
     val_fraction: float,
     test_fraction: float,
     seed: int,
+    bins: int = 0,
 ) -> dict[str, pd.DataFrame]:
+    """`bins` > 1 (regression): stratify on quantile bins of the target, so a small test split
+    is not by chance all easy or all extreme rows."""
     from sklearn.model_selection import train_test_split
 
     def strat(part: pd.DataFrame) -> pd.Series | None:
+        if bins > 1 and not stratify:
+            binned = pd.qcut(part[target], bins, labels=False, duplicates="drop")
+            return binned if binned.value_counts().min() >= 2 else None
         if not stratify:
             return None
         counts = part[target].value_counts()

@@ -88,3 +88,32 @@ def json_safe(metrics: dict[str, Any]) -> dict[str, Any]:
         else:
             out[key] = value
     return out
+
+
+def forecast_metrics(y_true: np.ndarray, y_pred: np.ndarray, naive: np.ndarray) -> dict[str, float]:
+    """Regression metrics plus the seasonal-naive baseline on the same horizon (MASE-style)."""
+    out = regression_metrics(y_true, y_pred)
+    naive_mae = float(np.mean(np.abs(y_true - naive)))
+    out["naive_mae"] = naive_mae
+    out["mae_vs_naive"] = out["mae"] / naive_mae if naive_mae > 0 else float("nan")
+    return out
+
+
+def anomaly_metrics(
+    is_anomaly: np.ndarray, scores: np.ndarray, threshold: float
+) -> dict[str, float]:
+    """Ranking quality of the score, and the confusion at a threshold chosen on normal rows."""
+    from sklearn import metrics as skm
+
+    flagged = scores > threshold
+    both = len(np.unique(is_anomaly)) == 2
+    return {
+        "roc_auc": float(skm.roc_auc_score(is_anomaly, scores)) if both else float("nan"),
+        "average_precision": (
+            float(skm.average_precision_score(is_anomaly, scores)) if both else float("nan")
+        ),
+        "threshold": float(threshold),
+        "precision": float(skm.precision_score(is_anomaly, flagged, zero_division=0)),
+        "recall": float(skm.recall_score(is_anomaly, flagged, zero_division=0)),
+        "f1": float(skm.f1_score(is_anomaly, flagged, zero_division=0)),
+    }

@@ -121,3 +121,134 @@ def save_residuals_png(y_true: np.ndarray, y_pred: np.ndarray, path: Path) -> No
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def pr_rows(y_true: np.ndarray, scores: np.ndarray, labels: list[str]) -> list[dict]:
+    """Precision-recall points per positive class; `scores` is (n, len(labels)), `y_true`
+    holds indices into labels (binary: pass only the positive column and label)."""
+    from sklearn.metrics import precision_recall_curve
+
+    rows: list[dict] = []
+    for idx, name in enumerate(labels):
+        truth = (y_true == idx).astype(int) if len(labels) > 1 else y_true.astype(int)
+        if truth.min() == truth.max():
+            continue
+        precision, recall, _ = precision_recall_curve(truth, scores[:, idx])
+        rows.extend(
+            {"class": name, "recall": float(r), "precision": float(p)}
+            for p, r in zip(precision, recall, strict=True)
+        )
+    return rows
+
+
+def calibration_rows(correct: np.ndarray, confidence: np.ndarray, bins: int = 10) -> list[dict]:
+    """Reliability diagram: mean confidence vs observed frequency per confidence bin."""
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.digitize(confidence, edges[1:-1]), 0, bins - 1)
+    rows = []
+    for b in range(bins):
+        mask = which == b
+        if mask.any():
+            rows.append(
+                {
+                    "bin": b,
+                    "confidence": float(confidence[mask].mean()),
+                    "observed": float(correct[mask].mean()),
+                    "count": int(mask.sum()),
+                }
+            )
+    return rows
+
+
+def forecast_rows(
+    times: list[str], actual: np.ndarray, predicted: np.ndarray, naive: np.ndarray
+) -> list[dict]:
+    return [
+        {"step": i, "time": t, "actual": float(a), "predicted": float(p), "naive": float(n)}
+        for i, (t, a, p, n) in enumerate(zip(times, actual, predicted, naive, strict=True))
+    ]
+
+
+def save_pr_png(rows: list[dict], path: Path) -> None:
+    plt = _figure()
+    fig, ax = plt.subplots(figsize=(5, 5))
+    for cls in dict.fromkeys(r["class"] for r in rows):
+        pts = [r for r in rows if r["class"] == cls]
+        ax.plot([r["recall"] for r in pts], [r["precision"] for r in pts], label=f"class {cls}")
+    ax.set_xlabel("recall")
+    ax.set_ylabel("precision")
+    ax.set_title("Precision-recall (test)")
+    if rows:
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def save_calibration_png(rows: list[dict], path: Path) -> None:
+    plt = _figure()
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfectly calibrated")
+    ax.plot(
+        [r["confidence"] for r in rows], [r["observed"] for r in rows], marker="o", label="model"
+    )
+    ax.set_xlabel("predicted probability")
+    ax.set_ylabel("observed frequency")
+    ax.set_title("Calibration (test)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def save_forecast_png(rows: list[dict], path: Path) -> None:
+    plt = _figure()
+    fig, ax = plt.subplots(figsize=(8, 4))
+    steps = [r["time"] for r in rows]
+    ax.plot(steps, [r["actual"] for r in rows], label="actual", color="black")
+    ax.plot(steps, [r["predicted"] for r in rows], label="forecast")
+    ax.plot(steps, [r["naive"] for r in rows], label="seasonal naive", linestyle="--")
+    ax.set_xlabel("time")
+    ax.set_title("One-step forecast vs actual (test)")
+    ax.tick_params(axis="x", labelrotation=60, labelsize=7)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def save_decision_boundary_png(
+    head: Any, x: np.ndarray, y: np.ndarray, classes: list[Any], path: Path
+) -> None:
+    """Predicted class over the plane of the first two principal components of `x`.
+
+    Points of the plane are mapped back to feature space (PCA inverse transform) and classified:
+    a 2-D slice through the model's decision function, with the test rows projected on it.
+    """
+    import torch
+    from sklearn.decomposition import PCA
+
+    plt = _figure()
+    pca = PCA(n_components=2).fit(x)
+    xy = pca.transform(x)
+    pad = 0.5
+    gx, gy = np.meshgrid(
+        np.linspace(xy[:, 0].min() - pad, xy[:, 0].max() + pad, 150),
+        np.linspace(xy[:, 1].min() - pad, xy[:, 1].max() + pad, 150),
+    )
+    grid = pca.inverse_transform(np.c_[gx.ravel(), gy.ravel()]).astype(np.float32)
+    with torch.inference_mode():
+        pred = head(torch.from_numpy(grid)).numpy().argmax(axis=1).reshape(gx.shape)
+    fig, ax = plt.subplots(figsize=(6, 5))
+    ax.contourf(gx, gy, pred, levels=np.arange(len(classes) + 1) - 0.5, alpha=0.3, cmap="tab10")
+    scatter = ax.scatter(
+        xy[:, 0], xy[:, 1], c=y, s=12, cmap="tab10", vmin=0, vmax=9, edgecolors="k"
+    )
+    ax.set_xlabel(f"PC1 ({pca.explained_variance_ratio_[0]:.0%} var.)")
+    ax.set_ylabel(f"PC2 ({pca.explained_variance_ratio_[1]:.0%} var.)")
+    ax.set_title("Decision regions on the PCA plane (test rows)")
+    handles = scatter.legend_elements()[0][: len(classes)]
+    ax.legend(handles, [str(c) for c in classes], title="actual", fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

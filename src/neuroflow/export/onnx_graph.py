@@ -57,7 +57,8 @@ BATCH = "N"
 LABEL = "label"
 PROBABILITIES = "probabilities"
 PREDICTION = "prediction"
-OUTPUT_NAMES = (LABEL, PROBABILITIES, PREDICTION)
+SCORE = "score"  # anomaly detection: reconstruction error per row
+OUTPUT_NAMES = (LABEL, PROBABILITIES, PREDICTION, SCORE)
 ML_DOMAIN = "ai.onnx.ml"
 
 _PRE = "pre/"
@@ -96,16 +97,20 @@ def build_onnx_model(
     same Gemm/Relu/Softmax graph. If the TorchScript exporter fails (it is deprecated since torch
     2.9), the dynamo exporter is tried. Exporter warnings and progress output are silenced.
     """
-    classification = spec.task != "regression"
+    classification = spec.task in ("binary", "multiclass")
     _validate(pre, spec, classification)
     raw_output = PROBABILITIES if classification else PREDICTION
+    if spec.task == "anomaly":
+        raw_output = SCORE
 
     pre_graph = _preprocess_graph(pre)
     head_model = _export_head(head, pre.output_dim, opset, raw_output, exporter)
     head_graph = onnx.compose.add_prefix_graph(head_model.graph, _HEAD, rename_outputs=False)
     outputs = [
         helper.make_tensor_value_info(
-            raw_output, TensorProto.FLOAT, [BATCH, spec.output_dim] if classification else [BATCH]
+            raw_output,
+            TensorProto.FLOAT,
+            [BATCH, len(spec.classes)] if classification else [BATCH],
         )
     ]
     if classification:
@@ -183,7 +188,7 @@ def parity_max_abs_diff(
     """
     session = onnxruntime.InferenceSession(model_bytes, providers=["CPUExecutionProvider"])
     outputs = run_onnx(session, frame)
-    key = PROBABILITIES if PROBABILITIES in outputs else PREDICTION
+    key = next(k for k in (PROBABILITIES, PREDICTION, SCORE) if k in outputs)
     expected = _torch_outputs(pre, head, frame)
     actual = outputs[key]
     if actual.shape != expected.shape:
@@ -320,12 +325,14 @@ def _validate(pre: FittedPreprocessor, spec: ModelSpec, classification: bool) ->
         raise ValueError("center/scale must have one value per selected column")
     if len(pre.impute_values) != len(pre.numeric):
         raise ValueError("impute_values must have one value per numeric column")
-    if spec.input_dim != pre.output_dim:
+    if spec.input_dim != pre.output_dim:  # every network takes the flat feature vector
         raise ValueError(
             f"network expects {spec.input_dim} features, preprocessor gives {pre.output_dim}"
         )
     if classification:
-        if len(spec.classes) != spec.output_dim:
+        if len(spec.classes) != spec.output_dim and not (
+            spec.output_dim == 1 and len(spec.classes) == 2  # one logit (bce)
+        ):
             raise ValueError(
                 f"{len(spec.classes)} class labels for a network with {spec.output_dim} outputs"
             )

@@ -8,8 +8,8 @@ from typing import Any
 
 @dataclass(frozen=True)
 class ModelSpec:
-    type: str  # "mlp", ...
-    task: str  # "binary" | "multiclass" | "regression"
+    type: str  # mlp | cnn | rnn | lstm | gru | transformer | autoencoder
+    task: str  # binary | multiclass | regression | forecast | anomaly
     input_dim: int
     output_dim: int
     hidden: list[int] = field(default_factory=lambda: [64, 32])
@@ -21,6 +21,22 @@ class ModelSpec:
     target_center: float = 0.0
     target_scale: float = 1.0
     classes: list[Any] = field(default_factory=list)
+    # Every network takes a flat (N, input_dim) batch; input_shape says how to read it:
+    # [D] tabular, [C, H, W] image, [L, F] sequence (L steps of F values).
+    input_shape: list[int] = field(default_factory=list)
+    channels: list[int] = field(default_factory=lambda: [16, 32])
+    kernel_size: int = 3
+    hidden_size: int = 32
+    layers: int = 1
+    d_model: int = 32
+    heads: int = 2
+    latent: int = 8
+    window_norm: str = "none"
+    season: int = 1
+
+    @property
+    def shape(self) -> list[int]:
+        return list(self.input_shape) or [self.input_dim]
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -14,6 +14,15 @@ from neuroflow.io import read_json, write_json
 
 log = logging.getLogger(__name__)
 
+# DVC plot data written by this stage (artifacts/plots/<name>.json), declared in dvc.yaml.
+PLOT_FILES = ("confusion", "roc", "pr", "calibration", "residuals", "forecast")
+
+
+def load_tensor(paths: Paths, split: str, name: str) -> np.ndarray:
+    from safetensors.numpy import load_file
+
+    return load_file(str(paths.processed_split(split)))[name]
+
 
 def predict(head: Any, x: np.ndarray) -> np.ndarray:
     import torch
@@ -36,25 +45,58 @@ def run(params: Params, paths: Paths) -> dict[str, Any]:
     plots.save_history_png(read_json(paths.history), pngs[0])
 
     result: dict[str, Any] = {"mlflow_run_id": run_id, "rows": len(y_test)}
+    schema = read_json(paths.schema)
+    # Every plot file DVC declares is written for every task ([] where it does not apply).
+    plot_data: dict[str, list[dict]] = {name: [] for name in PLOT_FILES}
     if params.is_classification:
         classes = spec.classes
         overall, per_class = metric_fns.classification_metrics(y_test, output, classes)
         y_pred = output.argmax(axis=1)
         result["test"] = overall
         result["per_class"] = per_class
-        write_json(
-            paths.plots_dir / "confusion.json", plots.confusion_rows(y_test, y_pred, classes)
-        )
-        roc = plots.roc_rows(y_test, output, classes)
-        write_json(paths.plots_dir / "roc.json", roc)
-        pngs += [paths.report_dir / "confusion_matrix.png", paths.report_dir / "roc.png"]
-        plots.save_confusion_png(y_test, y_pred, classes, pngs[1])
-        plots.save_roc_png(roc, pngs[2])
+        plot_data["confusion"] = plots.confusion_rows(y_test, y_pred, classes)
+        plot_data["roc"] = plots.roc_rows(y_test, output, classes)
+        if len(classes) == 2:  # the positive class's PR curve and reliability
+            plot_data["pr"] = plots.pr_rows(y_test, output[:, 1:], [str(classes[1])])
+            plot_data["calibration"] = plots.calibration_rows(y_test == 1, output[:, 1])
+        else:
+            plot_data["pr"] = plots.pr_rows(y_test, output, [str(c) for c in classes])
+            plot_data["calibration"] = plots.calibration_rows(y_test == y_pred, output.max(axis=1))
+        pngs += [paths.report_dir / f for f in ("confusion_matrix.png", "roc.png", "pr.png")]
+        plots.save_confusion_png(y_test, y_pred, classes, pngs[-3])
+        plots.save_roc_png(plot_data["roc"], pngs[-2])
+        plots.save_pr_png(plot_data["pr"], pngs[-1])
+        pngs.append(paths.report_dir / "calibration.png")
+        plots.save_calibration_png(plot_data["calibration"], pngs[-1])
+        if schema.get("modality", "tabular") == "tabular" and x_test.shape[1] >= 2:
+            pngs.append(paths.report_dir / "decision_boundary_pca.png")
+            plots.save_decision_boundary_png(head, x_test, y_test, classes, pngs[-1])
+    elif params.task == "anomaly":
+        x_val, _ = load_split(paths, "val")  # normal rows only: the threshold's reference
+        threshold = float(np.quantile(predict(head, x_val), 0.95))
+        result["test"] = metric_fns.anomaly_metrics(y_test.astype(int), output, threshold)
+        scores = np.c_[-output, output]  # column 1 = "anomaly" score for the curve helpers
+        plot_data["roc"] = plots.roc_rows(y_test.astype(int), scores, ["normal", "anomaly"])
+        plot_data["pr"] = plots.pr_rows(y_test.astype(int), output[:, None], ["anomaly"])
+        pngs += [paths.report_dir / "roc.png", paths.report_dir / "pr.png"]
+        plots.save_roc_png(plot_data["roc"], pngs[-2])
+        plots.save_pr_png(plot_data["pr"], pngs[-1])
+    elif params.task == "forecast":
+        naive = load_tensor(paths, "test", "naive")
+        result["test"] = metric_fns.forecast_metrics(y_test, output, naive)
+        times = schema.get("time", {}).get("test") or [str(i) for i in range(len(y_test))]
+        plot_data["forecast"] = plots.forecast_rows(times, y_test, output, naive)
+        plot_data["residuals"] = plots.residual_rows(y_test, output)
+        pngs += [paths.report_dir / "forecast.png", paths.report_dir / "residuals.png"]
+        plots.save_forecast_png(plot_data["forecast"], pngs[-2])
+        plots.save_residuals_png(y_test, output, pngs[-1])
     else:
         result["test"] = metric_fns.regression_metrics(y_test, output)
-        write_json(paths.plots_dir / "residuals.json", plots.residual_rows(y_test, output))
+        plot_data["residuals"] = plots.residual_rows(y_test, output)
         pngs.append(paths.report_dir / "residuals.png")
         plots.save_residuals_png(y_test, output, pngs[1])
+    for name, plot_rows in plot_data.items():
+        write_json(paths.plots_dir / f"{name}.json", plot_rows)
 
     result = metric_fns.json_safe(result)
     write_json(paths.metrics, result)

@@ -22,13 +22,76 @@ from neuroflow.io import write_json, write_with
 log = logging.getLogger(__name__)
 
 
+def _resolve(root: Path, name: str | None) -> Path:
+    path = Path(name or "")
+    return path if path.is_absolute() else root / path
+
+
 def load_source(params: Params, root: Path) -> tuple[pd.DataFrame, str]:
     cfg = params.data
     if cfg.source == "sklearn":
         return load_bundled(cfg.name, cfg.target), f"sklearn:{cfg.name}"
-    path = Path(cfg.path or "")
-    path = path if path.is_absolute() else root / path
+    if cfg.source == "idx":
+        from neuroflow.data.idx import load_idx
+
+        path = _resolve(root, cfg.path)
+        return load_idx(path, _resolve(root, cfg.labels_path), cfg.target)[0], str(path)
+    if cfg.source == "series":
+        from neuroflow.data.series import load_series, make_windows
+
+        file = _resolve(root, cfg.path) if cfg.path else None
+        series = load_series(cfg.name, file, cfg.value_column, cfg.csv_delimiter)
+        windows = make_windows(series, cfg.window, cfg.target)
+        # The time stamp labels plots; it is not a feature (see run()).
+        return windows, str(file) if file else f"series:{cfg.name}"
+    path = _resolve(root, cfg.path)
     return read_table(path, cfg.source, cfg.csv_delimiter), str(path)
+
+
+def _normal_only(
+    splits: dict[str, pd.DataFrame], target: str, normal: Any, origin: str
+) -> dict[str, pd.DataFrame]:
+    """Anomaly detection learns "normal" only: train and val keep the normal rows, test all."""
+    labels = {str(v) for v in splits["train"][target].unique()}
+    if str(normal) not in labels:
+        raise SourceError(
+            f"{origin}: data.normal_class={normal!r} is not a label of {target!r} "
+            f"({sorted(labels)})"
+        )
+    keep = {
+        name: part[part[target].astype(str) == str(normal)].reset_index(drop=True)
+        for name, part in splits.items()
+        if name != "test"
+    }
+    return {**keep, "test": splits["test"]}
+
+
+def _modality(params: Params, frame: pd.DataFrame, numeric: list[str]) -> dict[str, Any]:
+    """What later stages need to read the features as images or sequences."""
+    cfg = params.data
+    if cfg.modality == "image":
+        from neuroflow.features.image import infer_image_shape
+
+        shape = infer_image_shape(numeric)
+        if shape is None:
+            raise SourceError(
+                "data.modality=image needs pixel columns named pixel_<row>_<col> "
+                f"(or pixel_<ch>_<row>_<col>) in order; got {numeric[:5]}…"
+            )
+        return {"modality": "image", "image_shape": shape}
+    if cfg.modality == "sequence":
+        from neuroflow.data.series import lag_columns
+
+        if numeric != lag_columns(cfg.window):
+            raise SourceError(
+                f"data.modality=sequence needs lag columns {lag_columns(cfg.window)[:3]}…; "
+                "use data.source=series"
+            )
+        return {"modality": "sequence", "window": cfg.window, "season": cfg.season}
+    extra: dict[str, Any] = {"modality": "tabular"}
+    if params.task == "anomaly":
+        extra["normal_class"] = cfg.normal_class
+    return extra
 
 
 def _python(value: Any) -> Any:
@@ -43,23 +106,36 @@ def run(params: Params, paths: Paths) -> dict[str, Any]:
     if unknown:
         raise SourceError(f"{origin}: data.drop/data.categorical name unknown column(s) {unknown}")
     frame = frame.drop(columns=cfg.drop)
+    times = frame.pop("time").astype(str).tolist() if cfg.source == "series" else []
     frame, numeric, categorical = normalise_types(
         frame, target=cfg.target, categorical=cfg.categorical
     )
-    if params.task == "regression":
+    if params.task in ("regression", "forecast"):
         frame[cfg.target] = pd.to_numeric(frame[cfg.target], errors="coerce").astype("float64")
     elif frame[cfg.target].isna().any():
         rows = frame.index[frame[cfg.target].isna()].tolist()[:5]
         raise SourceError(f"{origin}: target column {cfg.target!r} has missing labels, rows {rows}")
 
-    splits = split_frame(
-        frame,
-        target=cfg.target,
-        stratify=params.is_classification,
-        val_fraction=cfg.val_fraction,
-        test_fraction=cfg.test_fraction,
-        seed=params.seed,
-    )
+    if params.task == "forecast":
+        from neuroflow.data.series import split_chronological
+
+        frame.insert(0, "time", times)  # carried through the split, then moved to the schema
+        splits = split_chronological(
+            frame, val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction
+        )
+        times_by_split = {k: v.pop("time").tolist() for k, v in splits.items()}
+    else:
+        splits = split_frame(
+            frame,
+            target=cfg.target,
+            stratify=params.is_classification or params.task == "anomaly",
+            val_fraction=cfg.val_fraction,
+            test_fraction=cfg.test_fraction,
+            seed=params.seed,
+            bins=cfg.regression_bins if params.task == "regression" else 0,
+        )
+    if params.task == "anomaly":
+        splits = _normal_only(splits, cfg.target, cfg.normal_class, origin)
     for name in SPLITS:
         part = splits[name]
 
@@ -71,6 +147,8 @@ def run(params: Params, paths: Paths) -> dict[str, Any]:
     classes: list[Any] = []
     if params.is_classification:
         classes = sorted(_python(v) for v in splits["train"][cfg.target].unique())
+    elif params.task == "anomaly":
+        classes = sorted(_python(v) for v in frame[cfg.target].unique())
     schema = {
         "source": origin,
         "task": params.task,
@@ -80,7 +158,10 @@ def run(params: Params, paths: Paths) -> dict[str, Any]:
         "columns": {c: str(t) for c, t in frame.dtypes.items()},
         "classes": classes,
         "rows": {name: len(splits[name]) for name in SPLITS},
+        **_modality(params, frame, numeric),
     }
+    if params.task == "forecast":
+        schema["time"] = times_by_split
     write_json(paths.schema, schema)
     log.info("ingest: %s → %s rows %s", origin, paths.raw_dir, schema["rows"])
     return schema

@@ -48,21 +48,50 @@ def run(params: Params, paths: Paths) -> dict[str, Any]:
         seed=params.seed,
     )
     train = frames["train"]
-    pre = fit_preprocessor(
-        train.drop(columns=[target]),
-        train[target],
-        numeric=schema["numeric"],
-        categorical=schema["categorical"],
-        options=options,
-        classification=params.is_classification,
-    )
+    modality = schema.get("modality", "tabular")
+    if modality == "image":
+        from neuroflow.features.image import fit_image_preprocessor
+
+        pre = fit_image_preprocessor(
+            train.drop(columns=[target]), train[target], schema["numeric"], options, cfg.image_scale
+        )
+    elif modality == "sequence":
+        from neuroflow.features.sequence import fit_sequence_preprocessor
+
+        pre = fit_sequence_preprocessor(
+            train.drop(columns=[target]), train[target], schema["numeric"], options
+        )
+    else:
+        pre = fit_preprocessor(
+            train.drop(columns=[target]),
+            train[target],
+            numeric=schema["numeric"],
+            categorical=schema["categorical"],
+            options=options,
+            classification=params.is_classification,
+        )
     for split, frame in frames.items():
         x = pre.transform(frame)
         if params.is_classification:
             y = encode_target(frame[target], schema["classes"], split)
+        elif params.task == "anomaly":  # 1 = anomaly (not the normal label)
+            normal = str(schema["normal_class"])
+            y = (frame[target].astype(str) != normal).to_numpy(dtype=np.float32)
         else:
             y = frame[target].to_numpy(dtype=np.float32)
         tensors = {"x": np.ascontiguousarray(x), "y": np.ascontiguousarray(y)}
+        if modality == "image" and split == "train" and cfg.augment_copies > 0:
+            from neuroflow.features.image import augment_shifts
+
+            ax, ay = augment_shifts(
+                x, y, schema["image_shape"], cfg.augment_copies, cfg.augment_shift, params.seed
+            )
+            tensors = {"x": np.ascontiguousarray(ax), "y": np.ascontiguousarray(ay)}
+        if modality == "sequence":  # the seasonal-naive baseline, for evaluation
+            from neuroflow.features.sequence import seasonal_naive
+
+            naive = seasonal_naive(frame, int(schema["season"])).astype(np.float32)
+            tensors["naive"] = np.ascontiguousarray(naive)
 
         def write(tmp: Path, t: dict[str, np.ndarray] = tensors) -> None:
             save_file(t, str(tmp))

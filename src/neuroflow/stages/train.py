@@ -5,13 +5,16 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from neuroflow.config import Params, Paths
 from neuroflow.io import read_json, write_json, write_with
 from neuroflow.models.spec import ModelSpec
+
+if TYPE_CHECKING:
+    from neuroflow.training.distributed import DistributedContext
 
 log = logging.getLogger(__name__)
 
@@ -23,16 +26,53 @@ def load_split(paths: Paths, split: str) -> tuple[np.ndarray, np.ndarray]:
     return tensors["x"], tensors["y"]
 
 
+def load_train_shard(paths: Paths, rank: int, world_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """This rank's block of training rows (features read lazily), and every row's target.
+
+    The full target is small and the model spec needs it whole (classes, target scaling),
+    so every rank builds the same network; the features are read for this shard only.
+    """
+    from safetensors import safe_open
+
+    from neuroflow.training.distributed import shard_rows
+
+    with safe_open(str(paths.processed_split("train")), framework="numpy") as f:
+        y = f.get_tensor("y")
+        rows = shard_rows(len(y), rank, world_size)
+        x = f.get_slice("x")[rows.start : rows.stop]
+    return x, y
+
+
 def build_spec(
-    params: Params, input_dim: int, classes: list[Any], y_train: np.ndarray
+    params: Params,
+    input_dim: int,
+    classes: list[Any],
+    y_train: np.ndarray,
+    schema: dict[str, Any] | None = None,
+    target_affine: tuple[float, float] | None = None,
 ) -> ModelSpec:
+    """`target_affine`: the (centre, scale) the target is trained in; by default the train
+    target's mean/std (forecasts pass the series scaling, so inputs and target share units)."""
     m = params.model
+    schema = schema or {}
+    center, scale = 0.0, 1.0
     if params.is_classification:
-        output_dim, center, scale = len(classes), 0.0, 1.0
+        output_dim = 1 if params.train.loss == "bce" else len(classes)
+    elif params.task == "anomaly":
+        output_dim = input_dim  # the reconstruction
     else:
         output_dim = 1
-        center = float(y_train.mean())
-        scale = float(y_train.std()) or 1.0
+        if target_affine is not None:
+            center, scale = target_affine
+        else:
+            center = float(y_train.mean())
+            scale = float(y_train.std()) or 1.0
+    if schema.get("modality") == "image":
+        input_shape = list(schema["image_shape"])
+    elif schema.get("modality") == "sequence":
+        input_shape = [int(schema["window"]), 1]
+    else:
+        input_shape = [input_dim]
     return ModelSpec(
         type=m.type,
         task=params.task,
@@ -46,7 +86,46 @@ def build_spec(
         target_center=center,
         target_scale=scale,
         classes=list(classes),
+        input_shape=input_shape,
+        channels=list(m.channels),
+        kernel_size=m.kernel_size,
+        hidden_size=m.hidden_size,
+        layers=m.layers,
+        d_model=m.d_model,
+        heads=m.heads,
+        latent=m.latent,
+        window_norm=m.window_norm,
+        season=int(schema.get("season", 1)),
     )
+
+
+def target_affine(paths: Paths, schema: dict[str, Any]) -> tuple[float, float] | None:
+    """Forecasts: the target is scaled like the window values (one shared series scaling)."""
+    if schema.get("modality") != "sequence":
+        return None
+    pre = read_json(paths.preprocessor)
+    return float(pre["center"][0]), float(pre["scale"][0])
+
+
+def training_targets(
+    params: Params,
+    spec: ModelSpec,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_val: np.ndarray,
+    y_val: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """What the loss compares with: labels, a standardised target, or the input itself."""
+    if params.task == "anomaly":  # an autoencoder reconstructs its (normal-only) input
+        return x_train, x_train.copy(), x_val, x_val.copy()
+    if params.is_classification:
+        if params.train.loss == "bce":
+            return x_train, y_train.astype(np.float32), x_val, y_val.astype(np.float32)
+        return x_train, y_train, x_val, y_val
+    # Train on a standardised target; the head undoes it.
+    y_train = ((y_train - spec.target_center) / spec.target_scale).astype(np.float32)
+    y_val = ((y_val - spec.target_center) / spec.target_scale).astype(np.float32)
+    return x_train, y_train, x_val, y_val
 
 
 def settings_from(params: Params) -> Any:
@@ -54,7 +133,7 @@ def settings_from(params: Params) -> Any:
 
     t = params.train
     loss = t.loss
-    if loss == "auto":
+    if loss == "auto":  # anomaly: mse on the reconstruction
         loss = "cross_entropy" if params.is_classification else "mse"
     return TrainSettings(
         epochs=t.epochs,
@@ -87,22 +166,60 @@ def _fingerprint(spec: ModelSpec, settings: Any, paths: Paths) -> str:
 
 
 def run(params: Params, paths: Paths) -> dict[str, Any]:
+    """Train in this process, or as one rank of a torchrun job (rank 0 tracks and writes)."""
+    from neuroflow.training import distributed
+
+    ctx = distributed.from_env(params.train.device)
+    try:
+        return _train(params, paths, ctx)
+    finally:
+        distributed.shutdown()
+
+
+def _train(params: Params, paths: Paths, ctx: DistributedContext | None) -> dict[str, Any]:
+    import dataclasses
+
     import torch
     from safetensors.torch import save_file
 
     from neuroflow import tracking
     from neuroflow.models.factory import build_model
     from neuroflow.training.device import describe_device, resolve_device
+    from neuroflow.training.distributed import per_rank_batch, shard_rows
     from neuroflow.training.engine import TensorSplits, fit
 
-    x_train, y_train = load_split(paths, "train")
+    if ctx is None:
+        x_train, y_train = load_split(paths, "train")
+    else:
+        x_train, y_train = load_train_shard(paths, ctx.rank, ctx.world_size)
     x_val, y_val = load_split(paths, "val")
     schema = read_json(paths.schema)
-    spec = build_spec(params, x_train.shape[1], schema["classes"], y_train)
+    spec = build_spec(
+        params,
+        x_train.shape[1],
+        schema["classes"],
+        y_train,
+        schema,
+        target_affine(paths, schema),
+    )
     settings = settings_from(params)
-    if not params.is_classification:  # train on a standardised target; the head undoes it
-        y_train = (y_train - spec.target_center) / spec.target_scale
-        y_val = (y_val - spec.target_center) / spec.target_scale
+    if ctx is not None:
+        # Same global batch as one process: DDP averages the ranks' gradients.
+        y_train = y_train[shard_rows(len(y_train), ctx.rank, ctx.world_size)]
+        settings = dataclasses.replace(
+            settings,
+            batch_size=per_rank_batch(settings.batch_size, ctx.world_size),
+            device=str(ctx.device(settings.device)),
+        )
+        log.info(
+            "train: rank %d/%d on %s, %d training rows, batch %d per rank",
+            ctx.rank,
+            ctx.world_size,
+            settings.device,
+            len(x_train),
+            settings.batch_size,
+        )
+    x_train, y_train, x_val, y_val = training_targets(params, spec, x_train, y_train, x_val, y_val)
 
     torch.manual_seed(params.seed)  # initial weights depend on the seed alone
     model = build_model(spec)
@@ -113,6 +230,26 @@ def run(params: Params, paths: Paths) -> dict[str, Any]:
         torch.from_numpy(y_val),
     )
     device = resolve_device(settings.device)
+    fingerprint = _fingerprint(spec, settings, paths)
+    if ctx is not None and not ctx.is_main:  # rank 0 alone tracks, checkpoints and writes
+        result = fit(
+            model,
+            data,
+            settings,
+            checkpoint_dir=paths.checkpoint_dir,
+            fingerprint=fingerprint,
+            distributed=ctx,
+        )
+        return {
+            "rank": ctx.rank,
+            "best_epoch": result.best_epoch,
+            "epochs_run": len(result.history),
+        }
+    scale_tags = (
+        {}
+        if ctx is None
+        else {"train.world_size": str(ctx.world_size), "train.backend": ctx.backend}
+    )
     run_id = tracking.start_run(
         paths.root,
         experiment=params.registry.experiment,
@@ -123,6 +260,7 @@ def run(params: Params, paths: Paths) -> dict[str, Any]:
             "neuroflow.model_type": params.model.type,
             "neuroflow.source": schema["source"],
             **{f"env.{k}": v for k, v in describe_device(device).items()},
+            **scale_tags,
         },
     )
     tracking.save_run_info(paths.run_info, run_id, params.registry.experiment)
@@ -132,7 +270,8 @@ def run(params: Params, paths: Paths) -> dict[str, Any]:
             data,
             settings,
             checkpoint_dir=paths.checkpoint_dir,
-            fingerprint=_fingerprint(spec, settings, paths),
+            fingerprint=fingerprint,
+            distributed=ctx,
         )
     except BaseException:
         tracking.finish_run(paths.root, run_id, status="FAILED")
@@ -152,6 +291,8 @@ def run(params: Params, paths: Paths) -> dict[str, Any]:
         "samples_per_second": round(result.samples_per_second, 1),
         "device": result.device,
     }
+    if ctx is not None:
+        summary |= {"world_size": ctx.world_size, "backend": ctx.backend}
     write_json(paths.train_summary, summary)
 
     rows: list[tuple[str, float, int]] = []

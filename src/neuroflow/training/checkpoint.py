@@ -99,6 +99,13 @@ def save_checkpoint(directory: Path, state: TrainingState) -> Path:
     metadata = {"format": "neuroflow-checkpoint/1", "state": json.dumps(_encode(header))}
     path = directory / CHECKPOINT_NAME
     write_with(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
+    # A kill during an earlier write left its temp files behind (never under the real name):
+    # ours, and the safetensors writer's own ".tmpXXXXXX". One trainer owns this directory at a
+    # time (DVC's repo lock), so sweeping them is safe.
+    for pattern in (f".{CHECKPOINT_NAME}.*.tmp", ".tmp*"):
+        for stale in directory.glob(pattern):
+            if stale.is_file():
+                stale.unlink(missing_ok=True)
     return path
 
 
@@ -115,22 +122,25 @@ def load_checkpoint(path: Path) -> TrainingState:
         raise CheckpointError(
             f"{path}: not a neuroflow checkpoint (format={metadata.get('format')})"
         )
-    header = _decode(json.loads(metadata["state"]))
     groups: dict[str, dict[str, torch.Tensor]] = {
         "model": {},
         "best": {},
         "optimizer": {},
         "rng": {},
     }
-    for key, value in tensors.items():
-        prefix, rest = key.split(".", 1)
-        groups[prefix][rest if prefix != "optimizer" else key] = value
-    return TrainingState(
-        epoch=int(header["epoch"]),
-        model=groups["model"],
-        best_model=groups["best"],
-        optimizer=_join_optimizer(groups["optimizer"], header["optimizer"]),
-        scheduler=header["scheduler"],
-        rng=groups["rng"],
-        meta=header["meta"],
-    )
+    try:
+        header = _decode(json.loads(metadata["state"]))
+        for key, value in tensors.items():
+            prefix, rest = key.split(".", 1)
+            groups[prefix][rest if prefix != "optimizer" else key] = value
+        return TrainingState(
+            epoch=int(header["epoch"]),
+            model=groups["model"],
+            best_model=groups["best"],
+            optimizer=_join_optimizer(groups["optimizer"], header["optimizer"]),
+            scheduler=header["scheduler"],
+            rng=groups["rng"],
+            meta=header["meta"],
+        )
+    except (KeyError, ValueError, TypeError) as exc:  # a safetensors file, but not laid out as ours
+        raise CheckpointError(f"{path}: malformed neuroflow checkpoint ({exc!r})") from exc

@@ -7,6 +7,7 @@ on the device and the host reads them once per epoch, never per step.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import sys
@@ -14,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -27,6 +28,9 @@ from neuroflow.training.checkpoint import (
     save_checkpoint,
 )
 from neuroflow.training.device import resolve_device, seed_everything
+
+if TYPE_CHECKING:
+    from neuroflow.training.distributed import DistributedContext
 
 log = logging.getLogger(__name__)
 
@@ -96,12 +100,28 @@ class FitResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def _fused(model: nn.Module) -> bool:
+    """Fused Adam: one kernel per step instead of ~10 small ops per parameter tensor.
+
+    PyTorch picks the per-parameter loop on CPU by default, which costs more than the GEMMs
+    for small networks; the fused kernel exists for CPU and CUDA floating-point parameters.
+    """
+    params = list(model.parameters())
+    return bool(params) and all(
+        p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in params
+    )
+
+
 def make_optimizer(model: nn.Module, s: TrainSettings) -> torch.optim.Optimizer:
     params = model.parameters()
     if s.optimizer == "adam":
-        return torch.optim.Adam(params, lr=s.lr, weight_decay=s.weight_decay)
+        return torch.optim.Adam(
+            params, lr=s.lr, weight_decay=s.weight_decay, fused=_fused(model) or None
+        )
     if s.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=s.lr, weight_decay=s.weight_decay)
+        return torch.optim.AdamW(
+            params, lr=s.lr, weight_decay=s.weight_decay, fused=_fused(model) or None
+        )
     if s.optimizer == "sgd":
         return torch.optim.SGD(params, lr=s.lr, momentum=s.momentum, weight_decay=s.weight_decay)
     if s.optimizer == "rmsprop":
@@ -130,6 +150,7 @@ def make_loss(name: str) -> nn.Module:
         "cross_entropy": nn.CrossEntropyLoss,
         "mse": nn.MSELoss,
         "mae": nn.L1Loss,
+        "bce": nn.BCEWithLogitsLoss,  # binary with one logit; y is float 0/1
     }
     if name not in losses:
         raise ValueError(f"train.loss={name!r} is not supported; choose one of {sorted(losses)}")
@@ -220,7 +241,8 @@ def evaluate_loss(
         with autocast():
             out = model(xb)
         out = out.float()
-        pred = out[:, 0] if not classification and out.ndim == 2 else out
+        # One output column against a 1-D target; a 2-D target (reconstruction) uses all.
+        pred = out[:, 0] if not classification and out.ndim == 2 and yb.ndim == 1 else out
         total += loss_fn(pred, yb) * len(xb)
         if classification:
             correct += (out.argmax(dim=1) == yb).sum()
@@ -236,12 +258,16 @@ def fit(
     checkpoint_dir: Path | None = None,
     fingerprint: str = "",
     on_epoch: Callable[[EpochRecord], None] | None = None,
+    distributed: DistributedContext | None = None,
 ) -> FitResult:
     """Train `model` in place; on return it holds the weights of the best validation epoch.
 
     With `checkpoint_dir`, a checkpoint is written atomically after every epoch and a run with
     the same `fingerprint` (config + data identity) resumes from it, ending with the same
     weights an uninterrupted run would have (given deterministic mode on CPU).
+
+    With `distributed` (under torchrun), `data.x_train` is this rank's shard: the model trains
+    wrapped in DDP, the epoch loss is summed over ranks, and rank 0 alone writes checkpoints.
     """
     seed_everything(settings.seed, settings.deterministic)
     device = resolve_device(settings.device)
@@ -260,7 +286,9 @@ def fit(
     use_amp = settings.amp and device.type == "cuda"
 
     def autocast() -> Any:
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp)
+        if not use_amp:  # even a disabled autocast costs a few microseconds per step
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 
     history: list[EpochRecord] = []
     best_state = _clone_state(model)
@@ -295,6 +323,11 @@ def fit(
     stopped_early = bad_epochs >= settings.patience
     trained_samples, train_seconds = 0, 0.0
     penalised = [p for name, p in model.named_parameters() if p.ndim > 1]
+    # DDP all-reduces gradients in backward; evaluation and checkpoints use the bare `model`.
+    net, world = model, 1
+    if distributed is not None:
+        distributed.check_agree("the epoch to resume from", start_epoch, device)
+        net, world = distributed.wrap(model, device), distributed.world_size
     try:
         for epoch in range(start_epoch + 1, settings.epochs + 1):
             if stopped_early:
@@ -303,15 +336,17 @@ def fit(
             model.train()
             perm = torch.randperm(n, device=device, generator=generator)
             xs, ys = x_train.index_select(0, perm), y_train.index_select(0, perm)
-            running = torch.zeros((), device=device)
+            # Detached step losses, summed once per epoch: no extra kernels per step.
+            losses: list[torch.Tensor] = []
+            sizes: list[float] = []
             for start in range(0, n, batch):
                 xb, yb = xs[start : start + batch], ys[start : start + batch]
                 if len(xb) < 2 and n >= 2:  # BatchNorm cannot train on a single row
                     continue
                 with autocast():
-                    out = model(xb)
+                    out = net(xb)
                 out = out.float()
-                pred = out if classification else out[:, 0]
+                pred = out if classification or yb.ndim == 2 else out[:, 0]
                 loss = loss_fn(pred, yb)
                 if settings.l1 > 0:
                     loss = loss + settings.l1 * sum(p.abs().sum() for p in penalised)
@@ -320,12 +355,20 @@ def fit(
                 if settings.grad_clip > 0:
                     nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
                 optimizer.step()
-                running += loss.detach() * len(xb)
+                losses.append(loss.detach())
+                sizes.append(float(len(xb)))
+            running = (
+                torch.stack(losses) @ torch.tensor(sizes, device=device)
+                if losses
+                else torch.zeros((), device=device)
+            )
             val_loss_t, val_acc_t = evaluate_loss(
                 model, x_val, y_val, loss_fn, classification, autocast
             )
             # One host sync per epoch: read the epoch's numbers.
-            train_loss = float(running / n)
+            if distributed is not None:  # the epoch's loss over every rank's rows
+                running = distributed.sum(running)
+            train_loss = float(running / (n * world))
             val_loss = float(val_loss_t)
             val_acc = float(val_acc_t) if val_acc_t is not None else None
             if not math.isfinite(train_loss):
@@ -339,7 +382,7 @@ def fit(
                 else:
                     scheduler.step()
             seconds = time.perf_counter() - t0
-            trained_samples += n
+            trained_samples += n * world
             train_seconds += seconds
             record = EpochRecord(
                 epoch=epoch,
@@ -356,7 +399,7 @@ def fit(
             else:
                 bad_epochs += 1
             stopped_early = bad_epochs >= settings.patience
-            if ckpt_path is not None:
+            if ckpt_path is not None and (distributed is None or distributed.is_main):
                 save_checkpoint(
                     ckpt_path.parent,
                     TrainingState(

@@ -1,0 +1,172 @@
+"""Shared benchmark plumbing: machine facts, interleaved timing, medians, JSON results.
+
+Imports only the standard library at module level, so every benchmark (and the smoke test) can
+use it on a bare machine that has torch/numpy but not the rest of the stack.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("benchmarks")
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def versions(*packages: str) -> dict[str, str]:
+    out: dict[str, str] = {"python": platform.python_version()}
+    for name in packages:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def machine(extra_packages: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Where a figure was measured: CPU, cores, load, and the versions that matter."""
+    load = os.getloadavg() if hasattr(os, "getloadavg") else (0.0, 0.0, 0.0)
+    return {
+        "platform": platform.platform(),
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "load_avg_1m_at_start": round(load[0], 2),
+        "versions": versions(
+            "torch",
+            "numpy",
+            "scikit-learn",
+            "pandas",
+            "onnxruntime",
+            "lightning",
+            "pytorch-lightning",
+            *extra_packages,
+        ),
+    }
+
+
+def median(values: list[float]) -> float:
+    return float(statistics.median(values)) if values else float("nan")
+
+
+def interleave(
+    contenders: dict[str, Callable[[], dict[str, Any]]], rounds: int
+) -> dict[str, list[dict[str, Any]]]:
+    """Run every contender once per round, in a rotating order, so load drifts hit all alike.
+
+    Each contender returns a dict of measurements; the lists keep the rounds aligned, so a
+    ratio can be taken between contenders *within* the same round.
+    """
+    names = list(contenders)
+    out: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
+    for r in range(rounds):
+        order = names[r % len(names) :] + names[: r % len(names)]
+        for name in order:
+            started = time.perf_counter()
+            result = contenders[name]()
+            log.info("round %d %-12s %.2fs %s", r + 1, name, time.perf_counter() - started, result)
+            out[name].append(result)
+    return out
+
+
+def within_round_ratios(
+    runs: dict[str, list[dict[str, Any]]], key: str, ours: str
+) -> dict[str, dict[str, Any]]:
+    """Per other contender: `ours[key] / theirs[key]` in each round, and the median of those."""
+    ratios: dict[str, dict[str, Any]] = {}
+    for name, results in runs.items():
+        if name == ours:
+            continue
+        per_round = [
+            a[key] / b[key] for a, b in zip(runs[ours], results, strict=True) if b.get(key)
+        ]
+        ratios[name] = {"per_round": per_round, "median": median(per_round)}
+    return ratios
+
+
+def summarise(runs: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    """Median of every numeric measurement, plus the raw rounds."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, results in runs.items():
+        keys = [k for k, v in results[0].items() if isinstance(v, int | float)] if results else []
+        out[name] = {
+            "median": {
+                k: median([float(r[k]) for r in results if r.get(k) is not None]) for k in keys
+            },
+            "rounds": results,
+        }
+    return out
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Atomic: a temp file beside `path`, then os.replace."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=2, sort_keys=True, allow_nan=True, default=str)
+            fh.write("\n")
+        Path(tmp).replace(path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        Path(tmp).replace(path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def run_python(
+    code: str, *args: str, env: dict[str, str] | None = None, timeout: float = 900
+) -> dict[str, Any]:
+    """Run `code` in a fresh interpreter; it must print one JSON object as its last stdout line.
+
+    A fresh process per measurement is what makes peak RSS (ru_maxrss) meaningful.
+    """
+    proc = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        cwd=ROOT,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"subprocess failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
+
+
+def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+    started = time.perf_counter()
+    value = fn()
+    return time.perf_counter() - started, value

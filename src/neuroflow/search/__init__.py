@@ -1,0 +1,1 @@
+"""Model selection: k-fold cross-validation and hyperparameter search."""

@@ -1,0 +1,346 @@
+"""Distribution drift of a split or batch against the train reference, per feature.
+
+- numeric columns: the Population Stability Index (PSI) over train-quantile bins, or the
+  two-sample Kolmogorov–Smirnov statistic (``method: ks``); missing values are a bin of their
+  own for PSI, so a jump in the missing rate is drift too;
+- categorical columns (and a classification target): the total variation distance between the
+  category frequencies (½·Σ|p − q|, 0 = same mix, 1 = disjoint), with missing and unseen
+  categories counted as categories.
+
+A column drifts only when its statistic exceeds the threshold *and* a homogeneity test (χ² on
+the same bins / categories, or the KS test) says the difference is unlikely to be sampling noise
+(p below ``max_p_value``). The second condition keeps small val/test splits from tripping the
+gate by chance: with ten bins and 60 rows, PSI's own noise floor is about 0.15.
+
+Pure numpy/scipy/pandas: no Great Expectations import, so a batch check is quick. Those are
+imported inside the functions, so config.py can import `DriftConfig` at no cost.
+"""
+
+from __future__ import annotations
+
+import html
+import itertools
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+MISSING = "<missing>"
+UNSEEN = "<unseen>"
+
+
+class DriftConfig(BaseModel):
+    """`validate.drift` in params.yaml: what counts as drift, and whether it stops the pipeline."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = True
+    fail: bool = True  # false: report drift in the summary and Data Docs, but do not fail
+    numeric_method: Literal["psi", "ks"] = "psi"
+    psi_threshold: float = Field(0.25, gt=0)  # PSI > 0.25 is the usual "significant shift"
+    ks_threshold: float = Field(0.2, gt=0, le=1)
+    categorical_threshold: float = Field(0.2, gt=0, le=1)  # total variation distance
+    max_p_value: float = Field(0.001, gt=0, le=1)  # the shift must also be significant
+    bins: int = Field(10, ge=2, le=100)  # quantile bins of the train column
+    min_rows: int = Field(20, ge=1)  # a split or batch smaller than this is not judged
+
+
+@dataclass(frozen=True)
+class FeatureDrift:
+    """The drift of one column of one split against train."""
+
+    split: str
+    column: str
+    kind: Literal["numeric", "categorical"]
+    statistic: str  # psi | ks | tvd
+    value: float
+    threshold: float
+    p_value: float
+    drifted: bool
+    reference: dict[str, float]  # train: bin/category -> share
+    current: dict[str, float]  # this split: bin/category -> share
+    summary: str  # one line for a person: what moved
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "split": self.split,
+            "column": self.column,
+            "kind": self.kind,
+            "statistic": self.statistic,
+            "value": _finite(self.value),
+            "threshold": self.threshold,
+            "p_value": _finite(self.p_value),
+            "drifted": self.drifted,
+            "reference": {k: round(v, 6) for k, v in self.reference.items()},
+            "current": {k: round(v, 6) for k, v in self.current.items()},
+            "summary": self.summary,
+        }
+
+    def describe(self, source: str) -> str:
+        return (
+            f"drift in {source}: split {self.split!r}, column {self.column!r}: "
+            f"{self.statistic}={self.value:.3g} > validate.drift threshold {self.threshold:g} "
+            f"(p={self.p_value:.2g}) — {self.summary}"
+        )
+
+
+@dataclass(frozen=True)
+class DriftReport:
+    splits: dict[str, dict[str, Any]]  # split -> {"rows", "judged", "drifted"}
+    features: list[FeatureDrift]
+
+    @property
+    def drifted(self) -> list[FeatureDrift]:
+        return [f for f in self.features if f.drifted]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "drifted": [f"{f.split}:{f.column}" for f in self.drifted],
+            "splits": self.splits,
+            "features": [f.to_json() for f in self.features],
+        }
+
+    def describe(self, source: str) -> str:
+        return "\n".join(f.describe(source) for f in self.drifted)
+
+
+def _finite(value: float) -> float | None:
+    return float(value) if math.isfinite(value) else None
+
+
+def compute_drift(
+    reference: pd.DataFrame,
+    current: dict[str, pd.DataFrame],
+    *,
+    numeric: list[str],
+    categorical: list[str],
+    config: DriftConfig,
+) -> DriftReport:
+    """Drift of every split/batch in `current` against `reference` (train), column by column.
+
+    Columns missing from a current frame are skipped here: the expectation suite reports them.
+    """
+    features: list[FeatureDrift] = []
+    splits: dict[str, dict[str, Any]] = {}
+    for split, frame in current.items():
+        judged = len(frame) >= config.min_rows and len(reference) >= config.min_rows
+        found: list[FeatureDrift] = []
+        if judged:
+            for column in numeric:
+                if column in frame.columns and column in reference.columns:
+                    found.append(_numeric(split, column, reference[column], frame[column], config))
+            for column in categorical:
+                if column in frame.columns and column in reference.columns:
+                    found.append(
+                        _categorical(split, column, reference[column], frame[column], config)
+                    )
+        features.extend(found)
+        splits[split] = {
+            "rows": len(frame),
+            "judged": judged,
+            "drifted": [f.column for f in found if f.drifted],
+        }
+    return DriftReport(splits=splits, features=features)
+
+
+# --- numeric --------------------------------------------------------------------------------
+
+
+def _as_float(series: pd.Series) -> np.ndarray:
+    import numpy as np
+    import pandas as pd
+
+    return pd.to_numeric(series, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+
+
+def _bin_edges(values: np.ndarray, bins: int) -> np.ndarray:
+    """Inner cut points at the train quantiles (ties merged); ±inf fall in the outer bins."""
+    import numpy as np
+
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return np.array([], dtype="float64")
+    cuts = np.quantile(finite, np.linspace(0, 1, bins + 1)[1:-1])
+    return np.unique(cuts)
+
+
+def _bin_counts(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Counts per bin: len(edges)+1 value bins, then one bin for missing (NaN)."""
+    import numpy as np
+
+    missing = np.isnan(values)
+    index = np.searchsorted(edges, values[~missing], side="right")
+    counts = np.bincount(index, minlength=len(edges) + 1).astype("float64")
+    return np.append(counts, float(missing.sum()))
+
+
+def _bin_labels(edges: np.ndarray) -> list[str]:
+    bounds = ["-inf", *(f"{e:.4g}" for e in edges), "inf"]
+    return [f"({lo}, {hi}]" for lo, hi in itertools.pairwise(bounds)] + [MISSING]
+
+
+def psi(ref_counts: np.ndarray, cur_counts: np.ndarray) -> float:
+    """Population Stability Index with +0.5 smoothing (an empty bin would make it infinite)."""
+    import numpy as np
+
+    p = (ref_counts + 0.5) / (ref_counts.sum() + 0.5 * len(ref_counts))
+    q = (cur_counts + 0.5) / (cur_counts.sum() + 0.5 * len(cur_counts))
+    return float(np.sum((q - p) * np.log(q / p)))
+
+
+def _chi2_p(ref_counts: np.ndarray, cur_counts: np.ndarray) -> float:
+    """p-value of the χ² homogeneity test on the 2×k table (empty columns dropped)."""
+    import numpy as np
+    from scipy.stats import chi2_contingency
+
+    table = np.vstack([ref_counts, cur_counts])
+    table = table[:, table.sum(axis=0) > 0]
+    if table.shape[1] < 2 or (table.sum(axis=1) == 0).any():
+        return 1.0
+    return float(chi2_contingency(table, correction=False).pvalue)
+
+
+def _numeric(
+    split: str, column: str, ref: pd.Series, cur: pd.Series, config: DriftConfig
+) -> FeatureDrift:
+    import numpy as np
+
+    ref_values, cur_values = _as_float(ref), _as_float(cur)
+    edges = _bin_edges(ref_values, config.bins)
+    ref_counts, cur_counts = _bin_counts(ref_values, edges), _bin_counts(cur_values, edges)
+    labels = _bin_labels(edges)
+    if config.numeric_method == "ks":
+        from scipy.stats import ks_2samp
+
+        a, b = ref_values[~np.isnan(ref_values)], cur_values[~np.isnan(cur_values)]
+        if a.size and b.size:
+            result = ks_2samp(a, b)
+            value, p_value = float(result.statistic), float(result.pvalue)
+        else:
+            value, p_value = 0.0, 1.0
+        statistic, threshold = "ks", config.ks_threshold
+    else:
+        value, p_value = psi(ref_counts, cur_counts), _chi2_p(ref_counts, cur_counts)
+        statistic, threshold = "psi", config.psi_threshold
+    drifted = value > threshold and p_value < config.max_p_value
+    return FeatureDrift(
+        split=split,
+        column=column,
+        kind="numeric",
+        statistic=statistic,
+        value=value,
+        threshold=threshold,
+        p_value=p_value,
+        drifted=drifted,
+        reference=_shares(labels, ref_counts),
+        current=_shares(labels, cur_counts),
+        summary=_numeric_summary(ref_values, cur_values),
+    )
+
+
+def _numeric_summary(ref: np.ndarray, cur: np.ndarray) -> str:
+    import numpy as np
+
+    def describe(values: np.ndarray) -> str:
+        finite = values[np.isfinite(values)]
+        missing = float(np.isnan(values).mean()) if values.size else 0.0
+        if finite.size == 0:
+            return f"no finite values, {missing:.0%} missing"
+        return (
+            f"median {np.median(finite):.4g}, p05–p95 {np.quantile(finite, 0.05):.4g}–"
+            f"{np.quantile(finite, 0.95):.4g}, {missing:.0%} missing"
+        )
+
+    return f"train {describe(ref)}; now {describe(cur)}"
+
+
+# --- categorical ----------------------------------------------------------------------------
+
+
+def _categories(series: pd.Series) -> pd.Series:
+    return series.astype("string").fillna(MISSING)
+
+
+def _categorical(
+    split: str, column: str, ref: pd.Series, cur: pd.Series, config: DriftConfig
+) -> FeatureDrift:
+    import numpy as np
+
+    ref_cats, cur_cats = _categories(ref), _categories(cur)
+    known = sorted(set(ref_cats.unique()))
+    cur_mapped = cur_cats.where(cur_cats.isin(known), UNSEEN)
+    labels = [*known, UNSEEN]
+    ref_counts = ref_cats.value_counts().reindex(labels, fill_value=0).to_numpy("float64")
+    cur_counts = cur_mapped.value_counts().reindex(labels, fill_value=0).to_numpy("float64")
+    p, q = ref_counts / max(ref_counts.sum(), 1.0), cur_counts / max(cur_counts.sum(), 1.0)
+    value = float(0.5 * np.abs(p - q).sum())
+    p_value = _chi2_p(ref_counts, cur_counts)
+    drifted = value > config.categorical_threshold and p_value < config.max_p_value
+    order = np.argsort(-np.abs(q - p))[:3]
+    moves = ", ".join(f"{labels[i]!r} {p[i]:.0%}→{q[i]:.0%}" for i in order if p[i] != q[i])
+    unseen = sorted(set(cur_cats[~cur_cats.isin(known)]))[:5]
+    summary = f"largest shifts {moves or 'none'}" + (f"; unseen values {unseen}" if unseen else "")
+    return FeatureDrift(
+        split=split,
+        column=column,
+        kind="categorical",
+        statistic="tvd",
+        value=value,
+        threshold=config.categorical_threshold,
+        p_value=p_value,
+        drifted=drifted,
+        reference=_shares(labels, ref_counts),
+        current=_shares(labels, cur_counts),
+        summary=summary,
+    )
+
+
+def _shares(labels: list[str], counts: np.ndarray) -> dict[str, float]:
+    total = max(float(counts.sum()), 1.0)
+    return {label: float(c) / total for label, c in zip(labels, counts, strict=True)}
+
+
+# --- HTML page beside the Data Docs index ---------------------------------------------------
+
+
+def render_html(report: DriftReport, *, source: str, config: DriftConfig) -> str:
+    """A self-contained drift page (no scripts, no external assets) for reports/data_docs."""
+    esc = html.escape
+    rows = []
+    for f in sorted(report.features, key=lambda f: (not f.drifted, f.split, -f.value)):
+        status = "DRIFT" if f.drifted else "ok"
+        rows.append(
+            f"<tr class='{'bad' if f.drifted else ''}'><td>{esc(f.split)}</td>"
+            f"<td>{esc(f.column)}</td><td>{f.kind}</td><td>{f.statistic}</td>"
+            f"<td>{f.value:.4f}</td><td>{f.threshold:g}</td><td>{f.p_value:.2g}</td>"
+            f"<td>{status}</td><td>{esc(f.summary)}</td></tr>"
+        )
+    skipped = [s for s, info in report.splits.items() if not info["judged"]]
+    note = (
+        f"<p>Not judged (fewer than {config.min_rows} rows): {esc(', '.join(skipped))}</p>"
+        if skipped
+        else ""
+    )
+    return f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>Drift against train — {esc(source)}</title>
+<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}}tr.bad{{background:#fdd}}</style>
+</head><body>
+<h1>Drift against the train split</h1>
+<p>Source {esc(source)}. Numeric: {config.numeric_method} (threshold
+{config.psi_threshold if config.numeric_method == "psi" else config.ks_threshold:g});
+categorical: total variation distance (threshold {config.categorical_threshold:g}); a column
+drifts only if its p-value is also below {config.max_p_value:g}.
+<a href="index.html">Expectation results</a></p>
+{note}
+<p>{len(report.drifted)} drifted column(s) of {len(report.features)} judged.</p>
+<table><tr><th>split</th><th>column</th><th>kind</th><th>statistic</th><th>value</th>
+<th>threshold</th><th>p</th><th>status</th><th>what moved</th></tr>
+{"".join(rows)}
+</table></body></html>
+"""

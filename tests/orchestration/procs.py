@@ -1,0 +1,95 @@
+"""Helpers for tests that start real servers and workers: free ports, waits, stop by PID."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+PREFECT = str(Path(sys.executable).parent / "prefect")
+TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """Stop a process this test started, by its PID (and its own children with it)."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+
+
+def wait_for(what: str, check: Any, timeout: float, procs: list[subprocess.Popen[bytes]]) -> Any:
+    """Poll `check` until it returns something truthy; fail early if a process we need died."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for proc in procs:
+            if proc.poll() is not None:
+                raise AssertionError(f"{what}: {proc.args} exited {proc.returncode}")
+        with contextlib.suppress(httpx.HTTPError):
+            value = check()
+            if value:
+                return value
+        time.sleep(1)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+@contextlib.contextmanager
+def background(
+    cmd: list[str], cwd: Path, env: dict[str, str], log: Path
+) -> Iterator[subprocess.Popen[bytes]]:
+    """`cmd` in its own process group (so stop() reaches its children), output to `log`."""
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        try:
+            yield proc
+        finally:
+            stop(proc)
+
+
+def prefect_env(api: str, home: Path, **base: str) -> dict[str, str]:
+    """Settings for a throw-away `prefect server` and its clients (loopback, no UI)."""
+    return {
+        **base,
+        "PREFECT_HOME": str(home / "prefect-home"),
+        "PREFECT_API_URL": api,
+        "PREFECT_SERVER_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{home / 'prefect.db'}",
+        "PREFECT_SERVER_UI_ENABLED": "false",
+        "PREFECT_LOGGING_LEVEL": "WARNING",
+        "DO_NOT_TRACK": "1",
+    }
+
+
+def flow_runs(api: str, deployment_id: str) -> list[dict[str, Any]]:
+    resp = httpx.post(
+        f"{api}/flow_runs/filter",
+        json={"deployments": {"id": {"any_": [deployment_id]}}},
+        timeout=5,
+    )
+    resp.raise_for_status()
+    runs: list[dict[str, Any]] = resp.json()
+    return runs
+
+
+def finished_run(api: str, deployment_id: str) -> dict[str, Any] | None:
+    runs = [r for r in flow_runs(api, deployment_id) if r["state_type"] in TERMINAL]
+    return runs[0] if runs else None
