@@ -61,7 +61,10 @@ lock: ## Re-resolve the dependency set into requirements.lock (needs the package
 	  | sort -f; } > requirements.lock.new && mv requirements.lock.new requirements.lock
 	rm -rf .lock-venv
 
+bench-smoke: $(STAMP) ## Tiny run of every benchmark into a temp dir (what CI checks)
+	$(BIN)/python -m benchmarks.run --smoke
+
 clean: ## Remove pipeline outputs (keeps .venv, the DVC cache and mlflow.db)
 	rm -rf artifacts
 
-.PHONY: help venv run test test-fast lint format ui bench lock clean
+.PHONY: help venv run test test-fast lint format ui bench bench-smoke lock clean

@@ -266,10 +266,28 @@ def median_of(values: Any) -> float:
     return float(ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2)
 
 
+def _scalars(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in row.items() if isinstance(v, int | float | str | bool)}
+
+
 def _generic(data: dict[str, Any]) -> str:
     table = data.get("table")
     if isinstance(table, dict) and "columns" in table and "rows" in table:
         return _table(list(table["columns"]), list(table["rows"]))
+    parts = [f"{data['note']}\n\n"] if isinstance(data.get("note"), str) else []
+    for key, value in data.items():  # lists of records: one table each (scalar fields only)
+        if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            columns = list(dict.fromkeys(k for row in value for k in _scalars(row)))
+            rows = [[_scalars(row).get(c, "") for c in columns] for row in value]
+            parts.append(f"{key}:\n\n{_table(columns, rows)}\n")
+    goals = data.get("goals")
+    if isinstance(goals, dict) and all(isinstance(g, dict) for g in goals.values()):
+        rows = [
+            [k, g.get("value", ""), g.get("goal", ""), g.get("met", "")] for k, g in goals.items()
+        ]
+        parts.append(_table(["goal", "measured", "target", "met"], rows))
+    if len(parts) > (1 if parts and isinstance(data.get("note"), str) else 0):
+        return "".join(parts)
     rows = [
         [k, v]
         for k, v in sorted(data.items())

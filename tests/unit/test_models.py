@@ -151,6 +151,21 @@ def test_binary_single_logit_head_gives_two_probabilities() -> None:
     torch.testing.assert_close(proba.sum(dim=1), torch.ones(5))
 
 
+def test_bce_trains_one_logit_through_the_engine() -> None:
+    x = torch.randn(128, 4)
+    y = (x[:, 0] > 0).float()
+    spec = ModelSpec(
+        type="mlp", task="binary", input_dim=4, output_dim=1, classes=[0, 1], hidden=[8]
+    )
+    torch.manual_seed(0)
+    net = build_model(spec)
+    settings = TrainSettings(epochs=20, batch_size=32, lr=1e-2, loss="bce", device="cpu", seed=0)
+    result = fit(net, TensorSplits(x, y, x, y), settings)
+    assert result.history[-1].train_loss < result.history[0].train_loss
+    proba = InferenceHead(net, spec).eval()(x)
+    assert ((proba[:, 1] > 0.5).float() == y).float().mean() > 0.9
+
+
 def test_window_norm_makes_forecast_level_equivariant() -> None:
     """Ratio normalisation: scaling a window scales the forecast by the same factor."""
     spec = ModelSpec(

@@ -357,11 +357,11 @@ def fit(
                 optimizer.step()
                 losses.append(loss.detach())
                 sizes.append(float(len(xb)))
-            running = (
-                torch.stack(losses) @ torch.tensor(sizes, device=device)
-                if losses
-                else torch.zeros((), device=device)
-            )
+            if losses:
+                stacked = torch.stack(losses).float()  # a float64 target gives a float64 loss
+                running = stacked @ torch.tensor(sizes, device=device)
+            else:
+                running = torch.zeros((), device=device)
             val_loss_t, val_acc_t = evaluate_loss(
                 model, x_val, y_val, loss_fn, classification, autocast
             )
