@@ -8,6 +8,10 @@ export PATH := $(abspath $(BIN)):$(PATH)
 STAMP := $(VENV)/.installed
 PRESET ?=
 PYTEST_ARGS ?=
+# Most tests wait on subprocesses and servers: four workers keep two cores busy. Tiny models
+# train fastest on one thread, and one thread per process avoids oversubscribing the cores.
+TEST_WORKERS ?= 4
+TEST_ENV := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 
 .DEFAULT_GOAL := help
 
@@ -32,10 +36,10 @@ else
 endif
 
 test: $(STAMP) ## Run the whole test suite (unit, stage, end-to-end; slow included)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(TEST_ENV) $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 test-fast: $(STAMP) ## Run the tests not marked slow
-	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+	$(TEST_ENV) $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not slow" $(PYTEST_ARGS)
 
 lint: $(STAMP) ## ruff + mypy
 	$(BIN)/ruff check src tests pipelines benchmarks

@@ -31,7 +31,10 @@ def test_two_gloo_ranks_train_like_one_process(project: Path) -> None:
     assert summary["epochs_run"] == 12
 
     # Rank 0 alone tracked: one new MLflow run (not two), tagged with the world size.
-    client = MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
+    client = MlflowClient(
+        tracking_uri=f"sqlite:///{project / 'mlflow.db'}",
+        registry_uri=f"sqlite:///{project / 'mlflow.db'}",
+    )
     runs = client.search_runs(
         [client.get_experiment_by_name("neuroflow").experiment_id], order_by=["start_time ASC"]
     )

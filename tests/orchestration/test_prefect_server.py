@@ -64,7 +64,10 @@ def test_scheduled_retrain_deployment_runs_and_registers_a_challenger(
 
     from mlflow.tracking import MlflowClient
 
-    client = MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
+    client = MlflowClient(
+        tracking_uri=f"sqlite:///{project / 'mlflow.db'}",
+        registry_uri=f"sqlite:///{project / 'mlflow.db'}",
+    )
     version = client.get_model_version_by_alias("neuroflow-breast-cancer", "challenger")
     assert str(version.version) == "1"
     lock = yaml.safe_load((project / "dvc.lock").read_text())

@@ -63,7 +63,10 @@ def test_worker_runs_the_deployed_retrain_and_registers_a_version(
 
     from mlflow.tracking import MlflowClient
 
-    client = MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
+    client = MlflowClient(
+        tracking_uri=f"sqlite:///{project / 'mlflow.db'}",
+        registry_uri=f"sqlite:///{project / 'mlflow.db'}",
+    )
     version = client.get_model_version_by_alias("neuroflow-breast-cancer", "challenger")
     assert str(version.version) == "1"
     run_params = client.get_run(version.run_id).data.params

@@ -37,7 +37,10 @@ def test_sweep_runs_trials_in_worktrees_and_proposes_the_best(flow_env: Path) ->
     assert not (root / "dvc.lock").exists() and not (root / "artifacts").exists()
 
     # Each trial logged its own run, with its own lr, to the main checkout's store.
-    client = MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
+    client = MlflowClient(
+        tracking_uri=f"sqlite:///{root / 'mlflow.db'}",
+        registry_uri=f"sqlite:///{root / 'mlflow.db'}",
+    )
     for row in rows:
         run = client.get_run(row["run_id"])
         assert float(run.data.params["train.lr"]) == row["overrides"]["train.lr"]
