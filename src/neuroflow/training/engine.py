@@ -12,7 +12,7 @@ import logging
 import math
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -223,6 +223,38 @@ def _clone_state(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
+def train_step(
+    net: nn.Module,
+    model: nn.Module,
+    xb: torch.Tensor,
+    yb: torch.Tensor,
+    *,
+    optimizer: torch.optim.Optimizer,
+    loss_fn: nn.Module,
+    settings: TrainSettings,
+    classification: bool,
+    autocast: Callable[[], Any],
+    penalised: Sequence[torch.Tensor],
+) -> torch.Tensor:
+    """One optimiser step on a batch; returns the detached loss (a device tensor, no sync).
+
+    `net` runs the forward pass (a DDP wrapper in distributed runs); `model` owns the weights.
+    """
+    with autocast():
+        out = net(xb)
+    out = out.float()
+    pred = out if classification or yb.ndim == 2 else out[:, 0]
+    loss = loss_fn(pred, yb)
+    if settings.l1 > 0:
+        loss = loss + settings.l1 * sum(p.abs().sum() for p in penalised)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if settings.grad_clip > 0:
+        nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
+    optimizer.step()
+    return loss.detach()
+
+
 @torch.no_grad()
 def evaluate_loss(
     model: nn.Module,
@@ -343,19 +375,19 @@ def fit(
                 xb, yb = xs[start : start + batch], ys[start : start + batch]
                 if len(xb) < 2 and n >= 2:  # BatchNorm cannot train on a single row
                     continue
-                with autocast():
-                    out = net(xb)
-                out = out.float()
-                pred = out if classification or yb.ndim == 2 else out[:, 0]
-                loss = loss_fn(pred, yb)
-                if settings.l1 > 0:
-                    loss = loss + settings.l1 * sum(p.abs().sum() for p in penalised)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if settings.grad_clip > 0:
-                    nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
-                optimizer.step()
-                losses.append(loss.detach())
+                step = train_step(
+                    net,
+                    model,
+                    xb,
+                    yb,
+                    optimizer=optimizer,
+                    loss_fn=loss_fn,
+                    settings=settings,
+                    classification=classification,
+                    autocast=autocast,
+                    penalised=penalised,
+                )
+                losses.append(step)
                 sizes.append(float(len(xb)))
             if losses:
                 stacked = torch.stack(losses).float()  # a float64 target gives a float64 loss

@@ -30,6 +30,7 @@ from neuroflow.training.engine import (
     make_loss,
     make_optimizer,
     make_scheduler,
+    train_step,
 )
 
 log = logging.getLogger(__name__)
@@ -149,19 +150,19 @@ def fit_streaming(
         running = torch.zeros((), device=device)
         seen = 0
         for xb, yb in _batches(train, settings.batch_size, generator, device):
-            with autocast():
-                out = model(xb)
-            out = out.float()
-            pred = out if classification or yb.ndim == 2 else out[:, 0]
-            loss = loss_fn(pred, yb)
-            if settings.l1 > 0:
-                loss = loss + settings.l1 * sum(p.abs().sum() for p in penalised)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if settings.grad_clip > 0:
-                nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
-            optimizer.step()
-            running += loss.detach() * len(xb)
+            loss = train_step(
+                model,
+                model,
+                xb,
+                yb,
+                optimizer=optimizer,
+                loss_fn=loss_fn,
+                settings=settings,
+                classification=classification,
+                autocast=autocast,
+                penalised=penalised,
+            )
+            running += loss * len(xb)
             seen += len(xb)
         val_t, acc_t = evaluate_loss(model, x_val, y_val, loss_fn, classification, autocast)
         train_loss, val_loss = float(running / max(seen, 1)), float(val_t)
