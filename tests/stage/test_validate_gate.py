@@ -75,7 +75,32 @@ def registry_versions(root: Path) -> list[tuple[str, str]]:
     return sorted((v.name, str(v.version)) for v in mlc.search_model_versions())
 
 
+# Two cases go through `dvc repro` end to end; every case also runs through the stage itself.
+THROUGH_DVC = ("missing column", "out of range")
+
+
 @pytest.mark.parametrize("case", list(CASES))
+def test_validate_stage_names_split_column_rule_and_examples(
+    pipeline_done: Path, tmp_path: Path, case: str
+) -> None:
+    from neuroflow.config import Paths, load_params
+    from neuroflow.stages.validate import ValidationFailedError
+    from neuroflow.stages.validate import run as validate
+
+    root = tmp_path / "copy"
+    shutil.copytree(pipeline_done, root, symlinks=True)
+    tamper, expected = CASES[case]
+    split = root / "data/raw/test.parquet"
+    tamper(pd.read_parquet(split)).to_parquet(split, index=False)
+    with pytest.raises(ValidationFailedError) as info:
+        validate(load_params(root / "params.yaml"), Paths(root=root))
+    message = str(info.value)
+    assert "split 'test'" in message, message
+    for needle in expected:
+        assert needle in message, (needle, message)
+
+
+@pytest.mark.parametrize("case", THROUGH_DVC)
 def test_bad_test_split_fails_validate_and_nothing_downstream_runs(
     pipeline_done: Path, tmp_path: Path, case: str
 ) -> None:
