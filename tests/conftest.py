@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -119,3 +124,61 @@ def pipeline_done(tmp_path_factory: pytest.TempPathFactory) -> Path:
     set_params(root, {"train": FAST_TRAIN})
     run(root, "dvc", "repro")
     return root
+
+
+def free_port() -> int:
+    """A free TCP port on loopback (servers under test bind 127.0.0.1 only)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def mlflow_server(
+    backend_uri: str, artifacts: Path, log_path: Path, *, workers: int = 1
+) -> Iterator[str]:
+    """A real `mlflow server` on a free loopback port; yields its URL, stops it by PID."""
+    port = free_port()
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(
+            [
+                str(BIN / "mlflow"),
+                "server",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--backend-store-uri",
+                backend_uri,
+                "--artifacts-destination",
+                str(artifacts),
+                "--workers",
+                str(workers),
+            ],
+            cwd=log_path.parent,
+            env=clean_env(log_path.parent, MLFLOW_DISABLE_TELEMETRY="true", DO_NOT_TRACK="true"),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 180
+            while True:
+                assert proc.poll() is None, log_path.read_text()[-3000:]
+                try:
+                    with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:
+                        if resp.status == 200:
+                            break
+                except OSError:
+                    pass
+                assert time.monotonic() < deadline, "mlflow server did not start"
+                time.sleep(0.5)
+            yield url
+        finally:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()

@@ -20,7 +20,7 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
-from tests.conftest import clean_env, run, set_params
+from tests.conftest import clean_env, free_port, run, set_params
 
 pytestmark = pytest.mark.slow
 MODEL = "neuroflow-breast-cancer"
@@ -31,12 +31,6 @@ class Server:
     root: Path
     url: str
     rows: pd.DataFrame  # raw test rows without the target
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")

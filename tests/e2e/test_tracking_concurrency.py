@@ -3,19 +3,15 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
 import sqlite3
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.conftest import BIN, clean_env
+from tests.conftest import clean_env
+from tests.conftest import mlflow_server as start_mlflow_server
 
 pytestmark = pytest.mark.slow
 
@@ -106,60 +102,13 @@ def assert_nothing_lost(db_path: Path) -> None:
         assert db.execute("SELECT COUNT(*) FROM registered_models").fetchone()[0] == 1
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def mlflow_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    port = _free_port()
     db = tmp_path / "server.db"
-    log = (tmp_path / "server.log").open("w")
-    proc = subprocess.Popen(
-        [
-            str(BIN / "mlflow"),
-            "server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--backend-store-uri",
-            f"sqlite:///{db}",
-            "--artifacts-destination",
-            str(tmp_path / "artifacts"),
-            "--workers",
-            "2",
-        ],
-        cwd=tmp_path,
-        env=clean_env(tmp_path, MLFLOW_DISABLE_TELEMETRY="true", DO_NOT_TRACK="true"),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            assert proc.poll() is None, (tmp_path / "server.log").read_text()[-3000:]
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:
-                    if resp.status == 200:
-                        break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, "mlflow server did not start"
-            time.sleep(0.5)
+    with start_mlflow_server(
+        f"sqlite:///{db}", tmp_path / "artifacts", tmp_path / "server.log", workers=2
+    ) as url:
         yield url, db
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        log.close()
 
 
 def test_eight_writers_against_mlflow_server(

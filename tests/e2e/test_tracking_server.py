@@ -6,26 +6,19 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.conftest import BIN, run
+from tests.conftest import free_port, run
+from tests.conftest import mlflow_server as start_mlflow_server
 
 pytestmark = pytest.mark.slow
 
 PG_BIN = next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)), None)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def as_postgres(cmd: list[str]) -> list[str]:
@@ -112,44 +105,9 @@ def postgres() -> Iterator[str]:
 @pytest.fixture(scope="module")
 def mlflow_server(postgres: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     artifacts = tmp_path_factory.mktemp("artifact-store")
-    port = free_port()
-    log = (tmp_path_factory.mktemp("logs") / "mlflow.log").open("w")
-    proc = subprocess.Popen(
-        [
-            str(BIN / "mlflow"),
-            "server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--backend-store-uri",
-            postgres,
-            "--artifacts-destination",
-            artifacts.as_uri(),
-            "--workers",
-            "1",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:
-                    if resp.status == 200:
-                        break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            pytest.fail(f"mlflow server did not come up: {Path(log.name).read_text()[-2000:]}")
+    log = tmp_path_factory.mktemp("logs") / "mlflow.log"
+    with start_mlflow_server(postgres, artifacts, log) as url:
         yield url
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
-        log.close()
 
 
 def test_pipeline_tracks_and_registers_on_the_server(project: Path, mlflow_server: str) -> None:

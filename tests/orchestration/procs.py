@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,15 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from tests.conftest import free_port
+
+__all__ = ["free_port"]  # re-exported: the orchestration tests import it from here
 
 PREFECT = str(Path(sys.executable).parent / "prefect")
+
 TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:

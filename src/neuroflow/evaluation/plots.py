@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -47,28 +49,32 @@ def residual_rows(y_true: np.ndarray, y_pred: np.ndarray) -> list[dict]:
     ]
 
 
-def _figure() -> Any:
+@contextmanager
+def _axes(path: Path, figsize: tuple[float, float]) -> Iterator[Any]:
+    """One figure's axes; saved to `path` (PNG) on success and always closed."""
     import matplotlib
 
     matplotlib.use("Agg")  # headless: no display on CI or servers
     import matplotlib.pyplot as plt
 
-    return plt
+    fig, ax = plt.subplots(figsize=figsize)
+    try:
+        yield ax
+        fig.tight_layout()
+        fig.savefig(path, dpi=100)
+    finally:
+        plt.close(fig)
 
 
 def save_history_png(history: list[dict], path: Path) -> None:
-    plt = _figure()
-    fig, ax = plt.subplots(figsize=(6, 4))
-    epochs = [h["epoch"] for h in history]
-    ax.plot(epochs, [h["train_loss"] for h in history], label="train")
-    ax.plot(epochs, [h["val_loss"] for h in history], label="validation")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("loss")
-    ax.set_title("Training vs validation loss")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    with _axes(path, figsize=(6, 4)) as ax:
+        epochs = [h["epoch"] for h in history]
+        ax.plot(epochs, [h["train_loss"] for h in history], label="train")
+        ax.plot(epochs, [h["val_loss"] for h in history], label="validation")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("loss")
+        ax.set_title("Training vs validation loss")
+        ax.legend()
 
 
 def save_confusion_png(
@@ -76,51 +82,39 @@ def save_confusion_png(
 ) -> None:
     from sklearn.metrics import confusion_matrix
 
-    plt = _figure()
     matrix = confusion_matrix(y_true, y_pred, labels=list(range(len(classes))))
-    fig, ax = plt.subplots(figsize=(4 + 0.3 * len(classes), 4 + 0.3 * len(classes)))
-    ax.imshow(matrix, cmap="Blues")
-    ticks = range(len(classes))
-    ax.set_xticks(list(ticks), [str(c) for c in classes])
-    ax.set_yticks(list(ticks), [str(c) for c in classes])
-    for i in ticks:
-        for j in ticks:
-            ax.text(j, i, str(matrix[i, j]), ha="center", va="center")
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("actual")
-    ax.set_title("Confusion matrix (test)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    with _axes(path, figsize=(4 + 0.3 * len(classes), 4 + 0.3 * len(classes))) as ax:
+        ax.imshow(matrix, cmap="Blues")
+        ticks = range(len(classes))
+        ax.set_xticks(list(ticks), [str(c) for c in classes])
+        ax.set_yticks(list(ticks), [str(c) for c in classes])
+        for i in ticks:
+            for j in ticks:
+                ax.text(j, i, str(matrix[i, j]), ha="center", va="center")
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("actual")
+        ax.set_title("Confusion matrix (test)")
 
 
 def save_roc_png(rows: list[dict], path: Path) -> None:
-    plt = _figure()
-    fig, ax = plt.subplots(figsize=(5, 5))
-    for cls in dict.fromkeys(r["class"] for r in rows):
-        pts = [r for r in rows if r["class"] == cls]
-        ax.plot([r["fpr"] for r in pts], [r["tpr"] for r in pts], label=f"class {cls}")
-    ax.plot([0, 1], [0, 1], linestyle="--", color="grey")
-    ax.set_xlabel("false positive rate")
-    ax.set_ylabel("true positive rate")
-    ax.set_title("ROC (test)")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    with _axes(path, figsize=(5, 5)) as ax:
+        for cls in dict.fromkeys(r["class"] for r in rows):
+            pts = [r for r in rows if r["class"] == cls]
+            ax.plot([r["fpr"] for r in pts], [r["tpr"] for r in pts], label=f"class {cls}")
+        ax.plot([0, 1], [0, 1], linestyle="--", color="grey")
+        ax.set_xlabel("false positive rate")
+        ax.set_ylabel("true positive rate")
+        ax.set_title("ROC (test)")
+        ax.legend()
 
 
 def save_residuals_png(y_true: np.ndarray, y_pred: np.ndarray, path: Path) -> None:
-    plt = _figure()
-    fig, ax = plt.subplots(figsize=(5, 4))
-    ax.scatter(y_pred, y_true - y_pred, s=8)
-    ax.axhline(0, color="grey", linestyle="--")
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("residual (actual - predicted)")
-    ax.set_title("Residuals (test)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    with _axes(path, figsize=(5, 4)) as ax:
+        ax.scatter(y_pred, y_true - y_pred, s=8)
+        ax.axhline(0, color="grey", linestyle="--")
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("residual (actual - predicted)")
+        ax.set_title("Residuals (test)")
 
 
 def pr_rows(y_true: np.ndarray, scores: np.ndarray, labels: list[str]) -> list[dict]:
@@ -170,51 +164,42 @@ def forecast_rows(
 
 
 def save_pr_png(rows: list[dict], path: Path) -> None:
-    plt = _figure()
-    fig, ax = plt.subplots(figsize=(5, 5))
-    for cls in dict.fromkeys(r["class"] for r in rows):
-        pts = [r for r in rows if r["class"] == cls]
-        ax.plot([r["recall"] for r in pts], [r["precision"] for r in pts], label=f"class {cls}")
-    ax.set_xlabel("recall")
-    ax.set_ylabel("precision")
-    ax.set_title("Precision-recall (test)")
-    if rows:
-        ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    with _axes(path, figsize=(5, 5)) as ax:
+        for cls in dict.fromkeys(r["class"] for r in rows):
+            pts = [r for r in rows if r["class"] == cls]
+            ax.plot([r["recall"] for r in pts], [r["precision"] for r in pts], label=f"class {cls}")
+        ax.set_xlabel("recall")
+        ax.set_ylabel("precision")
+        ax.set_title("Precision-recall (test)")
+        if rows:
+            ax.legend()
 
 
 def save_calibration_png(rows: list[dict], path: Path) -> None:
-    plt = _figure()
-    fig, ax = plt.subplots(figsize=(5, 5))
-    ax.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfectly calibrated")
-    ax.plot(
-        [r["confidence"] for r in rows], [r["observed"] for r in rows], marker="o", label="model"
-    )
-    ax.set_xlabel("predicted probability")
-    ax.set_ylabel("observed frequency")
-    ax.set_title("Calibration (test)")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    with _axes(path, figsize=(5, 5)) as ax:
+        ax.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfectly calibrated")
+        ax.plot(
+            [r["confidence"] for r in rows],
+            [r["observed"] for r in rows],
+            marker="o",
+            label="model",
+        )
+        ax.set_xlabel("predicted probability")
+        ax.set_ylabel("observed frequency")
+        ax.set_title("Calibration (test)")
+        ax.legend()
 
 
 def save_forecast_png(rows: list[dict], path: Path) -> None:
-    plt = _figure()
-    fig, ax = plt.subplots(figsize=(8, 4))
-    steps = [r["time"] for r in rows]
-    ax.plot(steps, [r["actual"] for r in rows], label="actual", color="black")
-    ax.plot(steps, [r["predicted"] for r in rows], label="forecast")
-    ax.plot(steps, [r["naive"] for r in rows], label="seasonal naive", linestyle="--")
-    ax.set_xlabel("time")
-    ax.set_title("One-step forecast vs actual (test)")
-    ax.tick_params(axis="x", labelrotation=60, labelsize=7)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    with _axes(path, figsize=(8, 4)) as ax:
+        steps = [r["time"] for r in rows]
+        ax.plot(steps, [r["actual"] for r in rows], label="actual", color="black")
+        ax.plot(steps, [r["predicted"] for r in rows], label="forecast")
+        ax.plot(steps, [r["naive"] for r in rows], label="seasonal naive", linestyle="--")
+        ax.set_xlabel("time")
+        ax.set_title("One-step forecast vs actual (test)")
+        ax.tick_params(axis="x", labelrotation=60, labelsize=7)
+        ax.legend()
 
 
 def save_decision_boundary_png(
@@ -228,7 +213,6 @@ def save_decision_boundary_png(
     import torch
     from sklearn.decomposition import PCA
 
-    plt = _figure()
     pca = PCA(n_components=2).fit(x)
     xy = pca.transform(x)
     pad = 0.5
@@ -239,16 +223,13 @@ def save_decision_boundary_png(
     grid = pca.inverse_transform(np.c_[gx.ravel(), gy.ravel()]).astype(np.float32)
     with torch.inference_mode():
         pred = head(torch.from_numpy(grid)).numpy().argmax(axis=1).reshape(gx.shape)
-    fig, ax = plt.subplots(figsize=(6, 5))
-    ax.contourf(gx, gy, pred, levels=np.arange(len(classes) + 1) - 0.5, alpha=0.3, cmap="tab10")
-    scatter = ax.scatter(
-        xy[:, 0], xy[:, 1], c=y, s=12, cmap="tab10", vmin=0, vmax=9, edgecolors="k"
-    )
-    ax.set_xlabel(f"PC1 ({pca.explained_variance_ratio_[0]:.0%} var.)")
-    ax.set_ylabel(f"PC2 ({pca.explained_variance_ratio_[1]:.0%} var.)")
-    ax.set_title("Decision regions on the PCA plane (test rows)")
-    handles = scatter.legend_elements()[0][: len(classes)]
-    ax.legend(handles, [str(c) for c in classes], title="actual", fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    with _axes(path, figsize=(6, 5)) as ax:
+        ax.contourf(gx, gy, pred, levels=np.arange(len(classes) + 1) - 0.5, alpha=0.3, cmap="tab10")
+        scatter = ax.scatter(
+            xy[:, 0], xy[:, 1], c=y, s=12, cmap="tab10", vmin=0, vmax=9, edgecolors="k"
+        )
+        ax.set_xlabel(f"PC1 ({pca.explained_variance_ratio_[0]:.0%} var.)")
+        ax.set_ylabel(f"PC2 ({pca.explained_variance_ratio_[1]:.0%} var.)")
+        ax.set_title("Decision regions on the PCA plane (test rows)")
+        handles = scatter.legend_elements()[0][: len(classes)]
+        ax.legend(handles, [str(c) for c in classes], title="actual", fontsize=7)

@@ -178,6 +178,7 @@ def run(params: Params, paths: Paths) -> dict[str, Any]:
 
 def _train(params: Params, paths: Paths, ctx: DistributedContext | None) -> dict[str, Any]:
     import dataclasses
+    import functools
 
     import torch
     from safetensors.torch import save_file
@@ -231,15 +232,17 @@ def _train(params: Params, paths: Paths, ctx: DistributedContext | None) -> dict
     )
     device = resolve_device(settings.device)
     fingerprint = _fingerprint(spec, settings, paths)
+    train_model = functools.partial(
+        fit,
+        model,
+        data,
+        settings,
+        checkpoint_dir=paths.checkpoint_dir,
+        fingerprint=fingerprint,
+        distributed=ctx,
+    )
     if ctx is not None and not ctx.is_main:  # rank 0 alone tracks, checkpoints and writes
-        result = fit(
-            model,
-            data,
-            settings,
-            checkpoint_dir=paths.checkpoint_dir,
-            fingerprint=fingerprint,
-            distributed=ctx,
-        )
+        result = train_model()
         return {
             "rank": ctx.rank,
             "best_epoch": result.best_epoch,
@@ -265,14 +268,7 @@ def _train(params: Params, paths: Paths, ctx: DistributedContext | None) -> dict
     )
     tracking.save_run_info(paths.run_info, run_id, params.registry.experiment)
     try:
-        result = fit(
-            model,
-            data,
-            settings,
-            checkpoint_dir=paths.checkpoint_dir,
-            fingerprint=fingerprint,
-            distributed=ctx,
-        )
+        result = train_model()
     except BaseException:
         tracking.finish_run(paths.root, run_id, status="FAILED")
         raise
