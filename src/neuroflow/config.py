@@ -171,10 +171,21 @@ class PromotionConfig(_Section):
     bootstrap: int = Field(1000, ge=100)
     max_slice_drop: float = Field(0.05, ge=0)  # per class / declared slice, on the metric
     slices: list[str] = Field(default_factory=list)  # categorical columns defining slices
-    # With no champion yet, the challenger must reach these absolute test metrics.
-    thresholds: dict[str, float] = Field(
-        default_factory=lambda: {"accuracy": 0.95, "roc_auc": 0.98}
+    # With no champion yet, the challenger must reach these absolute test metrics. Keyed by
+    # task so that a preset or `-S task=...` that switches task never inherits another task's
+    # metrics (DVC's `-S` and preset overrides merge mappings, they cannot replace them).
+    thresholds: dict[Task, dict[str, float]] = Field(
+        default_factory=lambda: {  # type: ignore[arg-type]
+            "binary": {"accuracy": 0.95, "roc_auc": 0.98},
+            "multiclass": {"accuracy": 0.93},
+            "regression": {"r2": 0.4},
+            "forecast": {},
+            "anomaly": {"roc_auc": 0.9},
+        }
     )
+
+    def thresholds_for(self, task: str) -> dict[str, float]:
+        return dict(self.thresholds.get(task, {}))  # type: ignore[call-overload]
 
 
 class Params(_Section):

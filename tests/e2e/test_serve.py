@@ -38,7 +38,7 @@ def server(pipeline_done: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
     root = tmp_path_factory.mktemp("serve") / "project"
     shutil.copytree(pipeline_done, root, symlinks=True)
     # The shrunken run trains 12 epochs: relax the first-champion thresholds, not the gate.
-    set_params(root, {"promotion": {"thresholds": {"accuracy": 0.8}}})
+    set_params(root, {"promotion": {"thresholds": {"binary": {"accuracy": 0.8}}}})
     promoted = run(root, "neuroflow", "promote", "--json")
     assert json.loads(promoted.stdout)["decision"] == "promoted", promoted.stdout
 

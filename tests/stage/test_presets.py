@@ -62,6 +62,18 @@ def test_forecast_metrics_plots_and_raw_window_onnx(forecast_project: tuple[Path
     assert [o.name for o in model.graph.output] == ["prediction"]
 
 
+def test_forecast_challenger_is_judged_by_forecast_metrics(
+    forecast_project: tuple[Path, str],
+) -> None:
+    """The preset switched task; the gate scores windows by `mae`, not the binary defaults."""
+    root, _ = forecast_project
+    out = json.loads(run(root, "neuroflow", "promote", "--dry-run", "--json").stdout)
+    checks = {c["name"]: c for c in out["gate"]["checks"]}
+    assert checks["smoke"]["passed"]
+    assert "promotion.thresholds.forecast" in checks["thresholds"]["detail"]
+    assert out["gate"]["promote"] is True
+
+
 def test_cv_reports_mean_and_std_per_metric(forecast_project: tuple[Path, str]) -> None:
     root, _ = forecast_project
     set_params(root, {"cv": {"folds": 3}, "train": {"epochs": 5, "patience": 5}})

@@ -192,7 +192,7 @@ def store(
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     # A SQLite store puts new experiments' artifacts under ./mlruns: keep them in tmp_path.
     monkeypatch.chdir(tmp_path)
-    return Store(tmp_path, data[1], thresholds={"accuracy": 0.7})
+    return Store(tmp_path, data[1], thresholds={"binary": {"accuracy": 0.7}})
 
 
 # --------------------------------------------------------------------------- the gate

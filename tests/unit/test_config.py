@@ -39,7 +39,7 @@ def test_flat_lists_every_resolved_param() -> None:
     flat = Params().flat()
     assert flat["train.lr"] == "0.001"
     assert flat["validate.suite"].endswith(".json")
-    assert "model.hidden" in flat and "promotion.thresholds.accuracy" in flat
+    assert "model.hidden" in flat and "promotion.thresholds.binary.accuracy" in flat
 
 
 def test_paths_are_rooted_and_distinct(tmp_path: Path) -> None:

@@ -213,7 +213,7 @@ def test_bootstrap_is_reproducible_for_a_seed() -> None:
 
 def test_first_model_uses_absolute_thresholds() -> None:
     strong, weak = binary(4.0, seed=1), binary(0.2, seed=2)
-    config = cfg(thresholds={"accuracy": 0.8, "roc_auc": 0.9})
+    config = cfg(thresholds={"binary": {"accuracy": 0.8, "roc_auc": 0.9}})
     passed = decide_first(config, strong, SMOKE_OK)
     assert passed.promote and set(passed.thresholds) == {"accuracy", "roc_auc"}
     failed = decide_first(config, weak, SMOKE_OK)
@@ -224,14 +224,38 @@ def test_first_model_uses_absolute_thresholds() -> None:
 def test_first_model_lower_is_better_threshold() -> None:
     y = np.linspace(0, 1, 50)
     preds = Predictions("regression", y, value=y + 0.1)
-    assert decide_first(cfg(metric="rmse", thresholds={"rmse": 0.2}), preds, SMOKE_OK).promote
-    assert not decide_first(cfg(metric="rmse", thresholds={"rmse": 0.05}), preds, SMOKE_OK).promote
+
+    def bar(rmse: float) -> PromotionConfig:
+        return cfg(metric="rmse", thresholds={"regression": {"rmse": rmse}})
+
+    assert decide_first(bar(0.2), preds, SMOKE_OK).promote
+    assert not decide_first(bar(0.05), preds, SMOKE_OK).promote
 
 
 def test_threshold_for_the_wrong_task_names_the_key() -> None:
     preds = Predictions("regression", np.zeros(5), value=np.zeros(5))
-    with pytest.raises(GateConfigError, match=r"promotion\.thresholds\.accuracy"):
-        decide_first(cfg(thresholds={"accuracy": 0.9}), preds, SMOKE_OK)
+    with pytest.raises(GateConfigError, match=r"promotion\.thresholds\.regression\.accuracy"):
+        decide_first(cfg(thresholds={"regression": {"accuracy": 0.9}}), preds, SMOKE_OK)
+
+
+def test_thresholds_are_per_task_so_a_task_switch_inherits_none() -> None:
+    """The binary defaults (accuracy, roc_auc) never judge a regression model."""
+    y = np.linspace(0, 1, 50)
+    preds = Predictions("regression", y, value=y + 0.01)
+    result = decide_first(PromotionConfig(metric="r2"), preds, SMOKE_OK)
+    assert result.promote and set(result.thresholds) == {"r2"}
+
+
+def test_anomaly_scores_are_judged_by_roc_auc_only() -> None:
+    y = np.random.default_rng(0).integers(0, 2, size=N)
+    score_good = y + np.random.default_rng(1).normal(scale=0.3, size=N)
+    preds = Predictions("anomaly", y, value=score_good)
+    assert score("roc_auc", preds) > 0.95
+    assert decide_first(cfg(), preds, SMOKE_OK).promote  # default anomaly bar: roc_auc 0.9
+    noise = Predictions("anomaly", y, value=np.random.default_rng(2).normal(size=N))
+    assert not decide_first(cfg(), noise, SMOKE_OK).promote
+    with pytest.raises(GateConfigError, match="anomaly"):
+        score("accuracy", preds)
 
 
 def test_evidence_serialises_to_plain_json() -> None:

@@ -34,6 +34,15 @@ CLASSIFICATION_METRICS = (
     "log_loss",
 )
 REGRESSION_METRICS = ("rmse", "mae", "r2")
+# An anomaly score only ranks rows (normal vs not): ROC AUC is the metric it supports.
+ANOMALY_METRICS = ("roc_auc",)
+METRICS_BY_TASK: dict[str, tuple[str, ...]] = {
+    "binary": CLASSIFICATION_METRICS,
+    "multiclass": CLASSIFICATION_METRICS,
+    "regression": REGRESSION_METRICS,
+    "forecast": REGRESSION_METRICS,
+    "anomaly": ANOMALY_METRICS,
+}
 LOWER_IS_BETTER = frozenset({"rmse", "mae", "log_loss"})
 MIN_SLICE_ROWS = 5  # smaller slices are reported but not judged: one row flips them by 20%+
 _EPS = 1e-15
@@ -50,7 +59,8 @@ class Predictions:
     """One model's outputs on the evaluation rows, aligned row for row with `y`.
 
     Classification: `y` holds class indices, `proba` is (n, C) in the same class order.
-    Regression: `y` holds targets, `value` the predictions.
+    Regression and forecast: `y` holds targets, `value` the predictions.
+    Anomaly: `y` is 1 for rows outside the normal class, `value` the anomaly score.
     """
 
     task: str
@@ -60,7 +70,7 @@ class Predictions:
 
     @property
     def classification(self) -> bool:
-        return self.task != "regression"
+        return self.task in ("binary", "multiclass")
 
     def take(self, rows: np.ndarray) -> Predictions:
         return Predictions(
@@ -76,7 +86,7 @@ def higher_is_better(metric: str) -> bool:
 
 
 def check_metric(metric: str, task: str, key: str = "promotion.metric") -> None:
-    known = REGRESSION_METRICS if task == "regression" else CLASSIFICATION_METRICS
+    known = METRICS_BY_TASK.get(task, ())
     if metric not in known:
         raise GateConfigError(
             f"{key}={metric!r} does not apply to a {task} model; use one of {known}"
@@ -182,6 +192,8 @@ def _batched(metric: str, preds: Predictions, rows: np.ndarray) -> np.ndarray:
     out = preds.proba if preds.classification else preds.value
     if out is None:
         raise ValueError(f"{preds.task} predictions lack their output array")
+    if preds.task == "anomaly":
+        return _binary_auc(preds.y[rows] == 1, out[rows].astype(np.float64))
     return _METRICS[metric](preds.y[rows], out[rows].astype(np.float64))
 
 
@@ -383,10 +395,12 @@ def decide_first(cfg: PromotionConfig, challenger: Predictions, smoke: Check) ->
     """No champion yet: absolute thresholds on the frozen test rows decide."""
     checks = [smoke]
     values: dict[str, float] = {}
-    if not cfg.thresholds:
-        checks.append(Check("thresholds", True, "no promotion.thresholds set"))
-    for metric, bound in sorted(cfg.thresholds.items()):
-        check_metric(metric, challenger.task, key=f"promotion.thresholds.{metric}")
+    thresholds = cfg.thresholds_for(challenger.task)
+    if not thresholds:
+        checks.append(Check("thresholds", True, f"no promotion.thresholds.{challenger.task} set"))
+    for metric, bound in sorted(thresholds.items()):
+        key = f"promotion.thresholds.{challenger.task}.{metric}"
+        check_metric(metric, challenger.task, key=key)
         value = score(metric, challenger)
         values[metric] = value
         if higher_is_better(metric):

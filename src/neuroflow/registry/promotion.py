@@ -89,13 +89,23 @@ def _label_key(value: Any) -> str:
 
 
 def predictions(
-    scorer: OnnxScorer, frame: pd.DataFrame, target: str, classes: list[Any]
+    scorer: OnnxScorer,
+    frame: pd.DataFrame,
+    target: str,
+    classes: list[Any],
+    normal_class: Any = None,
 ) -> Predictions:
     """Score raw rows; express outputs in `classes` order (the challenger's)."""
     outputs = scorer.predict_frame(frame)
-    if scorer.task == "regression":
+    if scorer.task in ("regression", "forecast"):
         y = pd.to_numeric(frame[target], errors="coerce").to_numpy(dtype=np.float64)
-        return Predictions("regression", y, value=outputs["prediction"].astype(np.float64))
+        return Predictions(scorer.task, y, value=outputs["prediction"].astype(np.float64))
+    if scorer.task == "anomaly":
+        if normal_class is None:
+            raise GateConfigError("an anomaly model is judged against data.normal_class: set it")
+        normal = _label_key(normal_class)
+        y = np.asarray([_label_key(v) != normal for v in frame[target].tolist()], dtype=np.int64)
+        return Predictions("anomaly", y, value=outputs["score"].astype(np.float64))
     index = {_label_key(c): i for i, c in enumerate(classes)}
     keys = [_label_key(v) for v in frame[target].tolist()]
     unknown = sorted({k for k in keys if k not in index})
@@ -149,7 +159,8 @@ def evaluate(
     chall_scorer = OnnxScorer(chall.onnx_path.read_bytes())
     check_metric(cfg.metric, chall_scorer.task)
     smoke = smoke_test(chall, chall_scorer, frame)
-    chall_preds = predictions(chall_scorer, frame, target, chall_scorer.classes)
+    normal = params.data.normal_class
+    chall_preds = predictions(chall_scorer, frame, target, chall_scorer.classes, normal)
     if champion is None:
         return decide_first(cfg, chall_preds, smoke), evaluation
     champ = download(client, name, champion, scratch / "champion")
@@ -159,7 +170,7 @@ def evaluate(
             f"champion v{champion} is a {champ_scorer.task} model, challenger v{challenger} a "
             f"{chall_scorer.task} model: not comparable"
         )
-    champ_preds = predictions(champ_scorer, frame, target, chall_scorer.classes)
+    champ_preds = predictions(champ_scorer, frame, target, chall_scorer.classes, normal)
     comparison = paired_bootstrap(
         cfg.metric, champ_preds, chall_preds, resamples=cfg.bootstrap, seed=params.seed
     )
@@ -271,7 +282,7 @@ def _record(client: MlflowClient, params: Params, outcome: Outcome, *, seq: int)
         "bootstrap": str(cfg.bootstrap),
         "max_slice_drop": str(cfg.max_slice_drop),
         "slices": json.dumps(cfg.slices),
-        "thresholds": json.dumps(cfg.thresholds, sort_keys=True),
+        "thresholds": json.dumps(cfg.thresholds_for(params.task), sort_keys=True),
         "seed": str(params.seed),
     }
     extra = {
