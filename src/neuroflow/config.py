@@ -123,6 +123,11 @@ class TrainConfig(_Section):
     patience: int = Field(20, gt=0)  # early stopping on validation loss
     device: Literal["auto", "cpu", "cuda"] = "auto"
     deterministic: bool = True
+    # Training rows held in memory, or streamed from disk one chunk at a time (validation is
+    # always in memory); auto streams when the training features exceed in_memory_max_mb.
+    streaming: Literal["auto", "always", "never"] = "auto"
+    in_memory_max_mb: int = Field(4096, gt=0)
+    stream_chunk_rows: int = Field(65_536, gt=1)
 
 
 class CVConfig(_Section):

@@ -13,8 +13,8 @@ from safetensors.numpy import save_file
 
 from neuroflow.models.factory import build_model
 from neuroflow.models.spec import ModelSpec
-from neuroflow.training.engine import TrainSettings
-from neuroflow.training.streaming import ParquetChunks, SafetensorsChunks, fit_streaming
+from neuroflow.training.engine import TrainSettings, fit
+from neuroflow.training.streaming import ParquetChunks, SafetensorsChunks, StreamedSplits
 
 
 def _data(n: int = 600) -> tuple[np.ndarray, np.ndarray]:
@@ -45,9 +45,8 @@ def test_parquet_row_groups_stream_and_learn(tmp_path: Path) -> None:
 
     source = ParquetChunks(path, transform)
     assert len(source) == 6
-    result = fit_streaming(
-        _model(), source, torch.from_numpy(x[:100]), torch.from_numpy(y[:100]), _settings()
-    )
+    data = StreamedSplits(source, torch.from_numpy(x[:100]), torch.from_numpy(y[:100]))
+    result = fit(_model(), data, _settings())
     assert max(reads) == 100  # never more than one row group at a time
     assert sum(reads) == 6 * len(x)  # every row once per epoch
     assert result.history[-1].val_accuracy is not None and result.history[-1].val_accuracy > 0.9
@@ -62,5 +61,28 @@ def test_safetensors_slices_cover_every_row(tmp_path: Path) -> None:
     assert len(source) == 4
     chunks = [source.read(i) for i in range(len(source))]
     np.testing.assert_array_equal(np.concatenate([c[0] for c in chunks]), x)
-    result = fit_streaming(_model(), source, torch.from_numpy(x), torch.from_numpy(y), _settings())
+    data = StreamedSplits(source, torch.from_numpy(x), torch.from_numpy(y))
+    result = fit(_model(), data, _settings())
     assert result.best_val_loss < result.history[0].val_loss + 1e-9
+
+
+def test_streamed_training_resumes_to_the_same_weights(tmp_path: Path) -> None:
+    """The epoch loop is engine.fit's: a streamed run checkpoints and resumes like any other."""
+    x, y = _data(300)
+    path = tmp_path / "train.safetensors"
+    save_file({"x": x, "y": y}, str(path))
+
+    def data() -> StreamedSplits:
+        source = SafetensorsChunks(path, rows_per_chunk=64)
+        return StreamedSplits(source, torch.from_numpy(x[:60]), torch.from_numpy(y[:60]))
+
+    full = _model()
+    fit(full, data(), _settings(), checkpoint_dir=tmp_path / "a", fingerprint="f")
+    part = _model()
+    short = TrainSettings(**{**_settings().__dict__, "epochs": 3})
+    fit(part, data(), short, checkpoint_dir=tmp_path / "b", fingerprint="f")
+    resumed = _model()
+    result = fit(resumed, data(), _settings(), checkpoint_dir=tmp_path / "b", fingerprint="f")
+    assert result.resumed_from == 3
+    for key, value in full.state_dict().items():
+        torch.testing.assert_close(resumed.state_dict()[key], value, rtol=0, atol=0)

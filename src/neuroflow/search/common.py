@@ -33,7 +33,8 @@ def fit_once(
     from neuroflow.training.engine import TensorSplits, fit
 
     spec = build_spec(params, x_train.shape[1], schema["classes"], y_train, schema, target_affine)
-    xt, yt, xv, yv = training_targets(params, spec, x_train, y_train, x_val, y_val)
+    to_targets = training_targets(params, spec)
+    (xt, yt), (xv, yv) = to_targets(x_train, y_train), to_targets(x_val, y_val)
     torch.manual_seed(params.seed)
     model = build_model(spec)
     data = TensorSplits(

@@ -5,11 +5,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from neuroflow.config import Params, Paths
+from neuroflow.errors import ConfigError
 from neuroflow.io import read_json, write_json, write_with
 from neuroflow.models.spec import ModelSpec
 
@@ -41,6 +43,28 @@ def load_train_shard(paths: Paths, rank: int, world_size: int) -> tuple[np.ndarr
         rows = shard_rows(len(y), rank, world_size)
         x = f.get_slice("x")[rows.start : rows.stop]
     return x, y
+
+
+def train_features_and_targets(paths: Paths) -> tuple[int, np.ndarray]:
+    """The feature width and every training target, without reading the features."""
+    from safetensors import safe_open
+
+    with safe_open(str(paths.processed_split("train")), framework="numpy") as f:
+        return int(f.get_slice("x").get_shape()[1]), f.get_tensor("y")
+
+
+def streams(params: Params, paths: Paths, distributed: bool) -> bool:
+    """Whether the training rows stream from disk (train.streaming; auto: by file size)."""
+    mode = params.train.streaming
+    if mode == "always" and distributed:
+        raise ConfigError(
+            "train.streaming=always with more than one process: each rank already reads only "
+            "its own shard of the training rows; use train.streaming=auto or never"
+        )
+    if mode != "auto":
+        return mode == "always"
+    size = paths.processed_split("train").stat().st_size
+    return not distributed and size > params.train.in_memory_max_mb * 2**20
 
 
 def build_spec(
@@ -107,25 +131,20 @@ def target_affine(paths: Paths, schema: dict[str, Any]) -> tuple[float, float] |
     return float(pre["center"][0]), float(pre["scale"][0])
 
 
-def training_targets(
-    params: Params,
-    spec: ModelSpec,
-    x_train: np.ndarray,
-    y_train: np.ndarray,
-    x_val: np.ndarray,
-    y_val: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """What the loss compares with: labels, a standardised target, or the input itself."""
+Arrays = tuple[np.ndarray, np.ndarray]
+
+
+def training_targets(params: Params, spec: ModelSpec) -> Callable[[np.ndarray, np.ndarray], Arrays]:
+    """(x, y) → what the model reads and what the loss compares with: labels, a standardised
+    target, or the input itself. Applied to whole splits, or to each streamed chunk."""
     if params.task == "anomaly":  # an autoencoder reconstructs its (normal-only) input
-        return x_train, x_train.copy(), x_val, x_val.copy()
+        return lambda x, y: (x, x.copy())
     if params.is_classification:
         if params.train.loss == "bce":
-            return x_train, y_train.astype(np.float32), x_val, y_val.astype(np.float32)
-        return x_train, y_train, x_val, y_val
-    # Train on a standardised target; the head undoes it.
-    y_train = ((y_train - spec.target_center) / spec.target_scale).astype(np.float32)
-    y_val = ((y_val - spec.target_center) / spec.target_scale).astype(np.float32)
-    return x_train, y_train, x_val, y_val
+            return lambda x, y: (x, y.astype(np.float32))
+        return lambda x, y: (x, y)
+    center, scale = spec.target_center, spec.target_scale  # the head undoes this
+    return lambda x, y: (x, ((y - center) / scale).astype(np.float32))
 
 
 def settings_from(params: Params) -> Any:
@@ -161,7 +180,8 @@ def _fingerprint(spec: ModelSpec, settings: Any, paths: Paths) -> str:
     digest.update(json.dumps(spec.to_json(), sort_keys=True).encode())
     digest.update(json.dumps(settings.__dict__, sort_keys=True).encode())
     for split in ("train", "val"):
-        digest.update(paths.processed_split(split).read_bytes())
+        with paths.processed_split(split).open("rb") as f:  # in blocks: splits may be GBs
+            digest.update(hashlib.file_digest(f, "sha256").digest())
     return digest.hexdigest()
 
 
@@ -187,17 +207,24 @@ def _train(params: Params, paths: Paths, ctx: DistributedContext | None) -> dict
     from neuroflow.models.factory import build_model
     from neuroflow.training.device import describe_device, resolve_device
     from neuroflow.training.distributed import per_rank_batch, shard_rows
-    from neuroflow.training.engine import TensorSplits, fit
+    from neuroflow.training.engine import TensorSplits, TrainData, fit
+    from neuroflow.training.streaming import SafetensorsChunks, StreamedSplits
 
-    if ctx is None:
+    streamed = streams(params, paths, distributed=ctx is not None)
+    x_train: np.ndarray | None = None
+    if streamed:
+        input_dim, y_train = train_features_and_targets(paths)
+    elif ctx is None:
         x_train, y_train = load_split(paths, "train")
+        input_dim = x_train.shape[1]
     else:
         x_train, y_train = load_train_shard(paths, ctx.rank, ctx.world_size)
+        input_dim = x_train.shape[1]
     x_val, y_val = load_split(paths, "val")
     schema = read_json(paths.schema)
     spec = build_spec(
         params,
-        x_train.shape[1],
+        input_dim,
         schema["classes"],
         y_train,
         schema,
@@ -217,19 +244,29 @@ def _train(params: Params, paths: Paths, ctx: DistributedContext | None) -> dict
             ctx.rank,
             ctx.world_size,
             settings.device,
-            len(x_train),
+            len(y_train),
             settings.batch_size,
         )
-    x_train, y_train, x_val, y_val = training_targets(params, spec, x_train, y_train, x_val, y_val)
+    to_targets = training_targets(params, spec)
+    x_val, y_val = to_targets(x_val, y_val)
 
     torch.manual_seed(params.seed)  # initial weights depend on the seed alone
     model = build_model(spec)
-    data = TensorSplits(
-        torch.from_numpy(x_train),
-        torch.from_numpy(y_train),
-        torch.from_numpy(x_val),
-        torch.from_numpy(y_val),
-    )
+    data: TrainData
+    if x_train is None:
+        chunks = SafetensorsChunks(
+            paths.processed_split("train"), params.train.stream_chunk_rows, to_targets
+        )
+        data = StreamedSplits(chunks, torch.from_numpy(x_val), torch.from_numpy(y_val))
+        log.info("train: streaming %d training rows in %d chunks", chunks.rows, len(chunks))
+    else:
+        x_train, y_train = to_targets(x_train, y_train)
+        data = TensorSplits(
+            torch.from_numpy(x_train),
+            torch.from_numpy(y_train),
+            torch.from_numpy(x_val),
+            torch.from_numpy(y_val),
+        )
     device = resolve_device(settings.device)
     fingerprint = _fingerprint(spec, settings, paths)
     train_model = functools.partial(
@@ -286,6 +323,7 @@ def _train(params: Params, paths: Paths, ctx: DistributedContext | None) -> dict
         "resumed_from_epoch": result.resumed_from,
         "samples_per_second": round(result.samples_per_second, 1),
         "device": result.device,
+        "training_data": "streamed" if streamed else "in_memory",
     }
     if ctx is not None:
         summary |= {"world_size": ctx.world_size, "backend": ctx.backend}

@@ -3,6 +3,10 @@
 Why it is fast: the whole split lives on the device as one tensor; each epoch permutes it once
 and slices contiguous batches (no per-sample Dataset/DataLoader, no collate); losses accumulate
 on the device and the host reads them once per epoch, never per step.
+
+`fit` is the one epoch loop (optimiser, schedule, early stopping, checkpoints, resume, progress);
+where the batches come from is the data's business: `TensorSplits` here, or streamed chunks
+(`training/streaming.py`) for training data that does not fit in memory.
 """
 
 from __future__ import annotations
@@ -12,10 +16,10 @@ import logging
 import math
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 from torch import nn
@@ -58,12 +62,62 @@ class TrainSettings:
     amp: bool = True  # bf16 autocast on CUDA; ignored on CPU
 
 
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+def keep_batch(rows: int, batch: int, total: int) -> bool:
+    """BatchNorm cannot train on one row: drop a trailing single-row remainder of an epoch."""
+    return rows > 1 or batch == 1 or total == 1
+
+
+class TrainData(Protocol):
+    """Where `fit` gets its batches: validation is in memory, training rows may stream."""
+
+    x_val: torch.Tensor
+    y_val: torch.Tensor
+
+    @property
+    def train_rows(self) -> int: ...
+
+    def to(self, device: torch.device) -> TrainData: ...
+
+    def shuffle_device(self, device: torch.device) -> torch.device:
+        """Where the epoch's shuffling generator lives (its state is checkpointed)."""
+        ...
+
+    def epoch_batches(self, batch: int, generator: torch.Generator) -> Iterator[Batch]: ...
+
+
 @dataclass
 class TensorSplits:
+    """Whole splits in memory: one permutation per epoch, then contiguous slices."""
+
     x_train: torch.Tensor
     y_train: torch.Tensor
     x_val: torch.Tensor
     y_val: torch.Tensor
+
+    @property
+    def train_rows(self) -> int:
+        return len(self.x_train)
+
+    def to(self, device: torch.device) -> TensorSplits:
+        x_train, y_train, x_val, y_val = (
+            t.to(device, non_blocking=True)
+            for t in (self.x_train, self.y_train, self.x_val, self.y_val)
+        )
+        return TensorSplits(x_train, y_train, x_val, y_val)
+
+    def shuffle_device(self, device: torch.device) -> torch.device:
+        return device
+
+    def epoch_batches(self, batch: int, generator: torch.Generator) -> Iterator[Batch]:
+        n = len(self.x_train)
+        perm = torch.randperm(n, device=self.x_train.device, generator=generator)
+        xs, ys = self.x_train.index_select(0, perm), self.y_train.index_select(0, perm)
+        for start in range(0, n, batch):
+            if keep_batch(min(batch, n - start), batch, n):
+                yield xs[start : start + batch], ys[start : start + batch]
 
 
 @dataclass
@@ -284,7 +338,7 @@ def evaluate_loss(
 
 def fit(
     model: nn.Module,
-    data: TensorSplits,
+    data: TrainData,
     settings: TrainSettings,
     *,
     checkpoint_dir: Path | None = None,
@@ -298,22 +352,20 @@ def fit(
     the same `fingerprint` (config + data identity) resumes from it, ending with the same
     weights an uninterrupted run would have (given deterministic mode on CPU).
 
-    With `distributed` (under torchrun), `data.x_train` is this rank's shard: the model trains
+    With `distributed` (under torchrun), the training rows are this rank's shard: the model trains
     wrapped in DDP, the epoch loss is summed over ranks, and rank 0 alone writes checkpoints.
     """
     seed_everything(settings.seed, settings.deterministic)
     device = resolve_device(settings.device)
     model.to(device)
     classification = settings.loss == "cross_entropy"
-    x_train = data.x_train.to(device, non_blocking=True)
-    y_train = data.y_train.to(device, non_blocking=True)
-    x_val = data.x_val.to(device, non_blocking=True)
-    y_val = data.y_val.to(device, non_blocking=True)
+    data = data.to(device)
+    x_val, y_val = data.x_val, data.y_val
 
     optimizer = make_optimizer(model, settings)
     scheduler = make_scheduler(optimizer, settings)
     loss_fn = make_loss(settings.loss)
-    generator = torch.Generator(device=device)
+    generator = torch.Generator(device=data.shuffle_device(device))
     generator.manual_seed(settings.seed)
     use_amp = settings.amp and device.type == "cuda"
 
@@ -349,7 +401,7 @@ def fit(
             else:
                 log.info("checkpoint %s is for another config or data; starting fresh", ckpt_path)
 
-    n = len(x_train)
+    n = data.train_rows
     batch = settings.batch_size
     progress = _Progress(settings.epochs, start_epoch)
     stopped_early = bad_epochs >= settings.patience
@@ -366,15 +418,10 @@ def fit(
                 break
             t0 = time.perf_counter()
             model.train()
-            perm = torch.randperm(n, device=device, generator=generator)
-            xs, ys = x_train.index_select(0, perm), y_train.index_select(0, perm)
             # Detached step losses, summed once per epoch: no extra kernels per step.
             losses: list[torch.Tensor] = []
             sizes: list[float] = []
-            for start in range(0, n, batch):
-                xb, yb = xs[start : start + batch], ys[start : start + batch]
-                if len(xb) < 2 and n >= 2:  # BatchNorm cannot train on a single row
-                    continue
+            for xb, yb in data.epoch_batches(batch, generator):
                 step = train_step(
                     net,
                     model,
