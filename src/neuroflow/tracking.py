@@ -211,6 +211,23 @@ def finish_run(root: Path, run_id: str, status: str = "FINISHED") -> None:
         retry_locked(mlc.set_terminated, run_id, status=status)
 
 
+def close_interrupted(root: Path, run_id: str) -> bool:
+    """Mark a run that a killed process left RUNNING as KILLED; True if it was one."""
+    from mlflow.exceptions import MlflowException
+
+    mlc = client(root)
+    with reachable(tracking_uri(root)):
+        try:
+            status = retry_locked(mlc.get_run, run_id).info.status
+        except MlflowException:  # deleted, or another store: nothing to close
+            return False
+        if status != "RUNNING":
+            return False
+        retry_locked(mlc.set_terminated, run_id, status="KILLED")
+    log.warning("run %s was interrupted (left RUNNING): marked KILLED", run_id)
+    return True
+
+
 def save_run_info(path: Path, run_id: str, experiment: str) -> None:
     write_json(path, {"run_id": run_id, "experiment": experiment})
 

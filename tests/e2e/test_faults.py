@@ -170,11 +170,19 @@ def test_sigkill_during_training_resumes_to_identical_weights(
     killed_at = _checkpoint_epoch(ckpt)
     assert 1 <= killed_at < EPOCHS
     assert not (root / "artifacts/model/model.safetensors").exists()
+    killed_run = json.loads((root / "artifacts/checkpoints/run.json").read_text())["run_id"]
 
     run(root, "dvc", "repro", "train")
     summary = json.loads((root / "artifacts/train_summary.json").read_text())
     assert 1 <= summary["resumed_from_epoch"] < EPOCHS
     assert summary["epochs_run"] == EPOCHS
+    # The killed run no longer shows as RUNNING; the run that finished the job points to it.
+    from mlflow.tracking import MlflowClient
+
+    mlc = MlflowClient(tracking_uri=clean_env(root)["MLFLOW_TRACKING_URI"])
+    assert mlc.get_run(killed_run).info.status == "KILLED"
+    new_run = json.loads((root / "artifacts/run.json").read_text())["run_id"]
+    assert mlc.get_run(new_run).data.tags["neuroflow.interrupted_run"] == killed_run
     resumed = load_file(str(root / "artifacts/model/model.safetensors"))
     reference = load_file(str(baseline / "artifacts/model/model.safetensors"))
     assert resumed.keys() == reference.keys()

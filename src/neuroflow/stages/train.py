@@ -185,6 +185,25 @@ def _fingerprint(spec: ModelSpec, settings: Any, paths: Paths) -> str:
     return digest.hexdigest()
 
 
+# Beside the checkpoints (a persistent output, unlike artifacts/run.json, which DVC removes
+# before re-running the stage): the MLflow run those checkpoints belong to.
+CHECKPOINT_OWNER = "run.json"
+
+
+def adopt_checkpoints(paths: Paths, run_id: str) -> str | None:
+    """Claim the checkpoint directory for `run_id`; if the previous owner was killed mid-run
+    (still RUNNING), mark it KILLED and return its id, so the resuming run can point to it."""
+    from neuroflow import tracking
+
+    owner = paths.checkpoint_dir / CHECKPOINT_OWNER
+    previous = str(read_json(owner)["run_id"]) if owner.is_file() else None
+    write_json(owner, {"run_id": run_id})
+    if previous and previous != run_id and tracking.close_interrupted(paths.root, previous):
+        tracking.set_tags(paths.root, run_id, {"neuroflow.interrupted_run": previous})
+        return previous
+    return None
+
+
 def run(params: Params, paths: Paths) -> dict[str, Any]:
     """Train in this process, or as one rank of a torchrun job (rank 0 tracks and writes)."""
     from neuroflow.training import distributed
@@ -304,6 +323,7 @@ def _train(params: Params, paths: Paths, ctx: DistributedContext | None) -> dict
         },
     )
     tracking.save_run_info(paths.run_info, run_id, params.registry.experiment)
+    adopt_checkpoints(paths, run_id)
     try:
         result = train_model()
     except BaseException:
