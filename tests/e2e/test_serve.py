@@ -45,7 +45,7 @@ def server(pipeline_done: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
     port = free_port()
     log = (root / "serve.log").open("w")
     proc = subprocess.Popen(
-        ["neuroflow", "serve", "--port", str(port)],
+        ["neuroflow", "serve", "--port", str(port), "--refresh", "0.5"],
         cwd=root,
         env=clean_env(root),
         stdout=log,
@@ -210,3 +210,27 @@ def test_wrong_content_type_is_415_and_the_server_survives(server: Server) -> No
     assert response.status_code == 415 and "application/json" in response.json()["message"]
     assert httpx.get(f"{server.url}/ping").status_code == 200
     assert "Traceback" not in _tail(server.root)
+
+
+def test_a_promotion_is_served_without_a_restart(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Last in this module (it moves @champion of the shared server): a new version appears."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    uri = clean_env(server.root)["MLFLOW_TRACKING_URI"]
+    # The registry resolves a version's source through the process-wide tracking store.
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    mlflow.set_tracking_uri(uri)
+    mlc = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    v1 = mlc.get_model_version(MODEL, "1")
+    v2 = mlc.create_model_version(MODEL, v1.source, run_id=v1.run_id, tags=v1.tags)
+    new = str(v2.version)
+    mlc.set_registered_model_alias(MODEL, "champion", new)
+    deadline = time.monotonic() + 60
+    while httpx.get(f"{server.url}/metadata").json()["version"] != new:
+        assert time.monotonic() < deadline, f"still serving v1: {_tail(server.root)}"
+        time.sleep(0.2)
+    scored = httpx.post(f"{server.url}/invocations", json=_split(server.rows.head(3)))
+    assert scored.status_code == 200 and scored.headers["x-model-version"] == new

@@ -101,6 +101,22 @@ def load_served_model(root: Path, name: str, alias: str = "champion") -> ServedM
     return ServedModel(OnnxScorer(model_bytes), name, version, registered.run_id)
 
 
+def moved_model(root: Path, name: str, alias: str, current: ServedModel) -> ServedModel | None:
+    """The model `@alias` points to now, loaded, if it moved away from `current`; else None.
+
+    A removed alias is not a move: the server keeps answering with what it has.
+    """
+    from neuroflow import tracking
+    from neuroflow.registry.artifacts import aliases
+
+    client = tracking.client(root)
+    with tracking.reachable(tracking_uri_of(root)):
+        version = aliases(client, name).get(alias)
+    if version is None or version == current.version:
+        return None
+    return load_served_model(root, name, alias)
+
+
 def tracking_uri_of(root: Path) -> str:
     from neuroflow.config import tracking_uri
 

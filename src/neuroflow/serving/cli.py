@@ -22,6 +22,13 @@ def register(app: typer.Typer) -> None:
         ),
         port: Annotated[int, typer.Option(help="TCP port.")] = 8080,
         alias: AliasOpt = "champion",
+        refresh: Annotated[
+            float,
+            typer.Option(
+                help="Seconds between checks of the alias; a promotion or rollback is picked "
+                "up without a restart. 0 = never."
+            ),
+        ] = 30.0,
     ) -> None:
         """Serve models:/NAME@champion over HTTP (MLflow scoring protocol: /ping, /invocations)."""
 
@@ -29,12 +36,17 @@ def register(app: typer.Typer) -> None:
             from neuroflow.serving.app import load_served_model
 
             cfg, root = load(params)
-            return load_served_model(root, model or cfg.registry.model_name, alias)
+            name = model or cfg.registry.model_name
+            return load_served_model(root, name, alias), root, name
 
-        served = guarded(go)
+        served, root, name = guarded(go)
+        from neuroflow.serving.app import moved_model
         from neuroflow.serving.server import serve as run_server
 
-        run_server(served, host, port)
+        def follow(current: Any) -> Any:
+            return moved_model(root, name, alias, current)
+
+        run_server(served, host, port, follow, refresh)
 
     @app.command()
     def predict(
