@@ -180,6 +180,18 @@ def run(smoke: bool, sizes: tuple[int, ...] | None = None) -> dict[str, Any]:
             measured.append(measure(Path(tmp), rows))
             log.info("scale %d rows: %s", rows, measured[-1])
     result["sizes"] = measured
+    # One row per stage and size, so the report shows where the time and the memory go.
+    result["stages"] = [
+        {
+            "rows": size["rows"],
+            "stage": stage,
+            "wall_s": figures["wall_s"],
+            "peak_rss_mb": figures["peak_rss_mb"],
+            "peak_rss_x_raw": figures["peak_rss_mb"] / size["raw_mb"],
+        }
+        for size in measured
+        for stage, figures in size["stages"].items()
+    ]
     result["goals"] = _goals(measured)
     return result
 

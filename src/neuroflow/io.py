@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import tempfile
@@ -9,6 +10,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+
+@functools.cache
+def _file_mode() -> int:
+    """The mode `open()` gives a new file (0o666 less the umask); mkstemp's is 0o600."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
 @contextmanager
@@ -23,6 +32,7 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
         yield tmp
         with tmp.open("rb") as fh:
             os.fsync(fh.fileno())
+        tmp.chmod(_file_mode())
         tmp.replace(target)
     finally:
         tmp.unlink(missing_ok=True)
@@ -39,7 +49,10 @@ def write_text(target: str | Path, text: str) -> None:
 
 def write_json(target: str | Path, obj: Any) -> None:
     # allow_nan=False: NaN is not JSON, and DVC/MLflow readers would choke on it later.
-    write_text(target, json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n")
+    # Streamed: json.dumps with an indent holds every chunk of a big document before joining.
+    with atomic_path(target) as tmp, tmp.open("w", encoding="utf-8") as fh:
+        json.dump(obj, fh, indent=2, sort_keys=True, allow_nan=False)
+        fh.write("\n")
 
 
 def read_json(path: str | Path) -> Any:

@@ -87,7 +87,10 @@ def test_registered_model_scores_raw_rows_through_pyfunc(pipeline_done: Path) ->
 
     root = pipeline_done
     reg = json.loads((root / "artifacts/export/registration.json").read_text())
-    mlflow.set_tracking_uri(clean_env(root)["MLFLOW_TRACKING_URI"])
+    uri = clean_env(root)["MLFLOW_TRACKING_URI"]
+    # Both process-wide: an earlier in-process test on this worker may have set another registry.
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
     model = mlflow.pyfunc.load_model(f"models:/{reg['model_name']}@challenger")
     raw = pd.read_parquet(root / "data/raw/test.parquet").drop(columns=["target"])
     out = model.predict(raw)

@@ -56,3 +56,12 @@ def test_write_json_refuses_nan(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         write_json(tmp_path / "y.json", {"v": float("nan")})
     assert not (tmp_path / "y.json").exists()
+
+
+def test_atomic_writes_get_the_mode_a_plain_open_would(tmp_path: Path) -> None:
+    """Not the 0600 of the temp file: other users (a server, a CI reader) can read outputs."""
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    write_json(tmp_path / "atomic.json", {"rows": list(range(3))})
+    assert (tmp_path / "atomic.json").stat().st_mode == plain.stat().st_mode
+    assert read_json(tmp_path / "atomic.json") == {"rows": [0, 1, 2]}

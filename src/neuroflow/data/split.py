@@ -2,7 +2,51 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
+
+
+def split_indices(
+    target: pd.Series,
+    *,
+    stratify: bool,
+    val_fraction: float,
+    test_fraction: float,
+    seed: int,
+    bins: int = 0,
+) -> dict[str, np.ndarray]:
+    """Row positions of each split, from the target column alone.
+
+    Splitting positions instead of the frame picks exactly the rows (in the same order) that
+    splitting the frame would, without copying the frame into two intermediate halves; the
+    caller materialises one split at a time. `bins` > 1 (regression): stratify on quantile
+    bins of the target, so a small test split is not by chance all easy or all extreme rows.
+    """
+    from sklearn.model_selection import train_test_split
+
+    labels = target.reset_index(drop=True)
+
+    def strat(positions: np.ndarray) -> pd.Series | None:
+        part = labels.iloc[positions]
+        if bins > 1 and not stratify:
+            binned = pd.Series(pd.qcut(part, bins, labels=False, duplicates="drop"))
+            return binned if binned.value_counts().min() >= 2 else None
+        if not stratify:
+            return None
+        # Stratifying needs two rows per class; otherwise fall back to a plain shuffle.
+        return part if part.value_counts().min() >= 2 else None
+
+    everything = np.arange(len(labels))
+    rest, test = train_test_split(
+        everything, test_size=test_fraction, random_state=seed, stratify=strat(everything)
+    )
+    train, val = train_test_split(
+        rest,
+        test_size=val_fraction / (1.0 - test_fraction),
+        random_state=seed,
+        stratify=strat(rest),
+    )
+    return {"train": train, "val": val, "test": test}
 
 
 def split_frame(
@@ -15,31 +59,13 @@ def split_frame(
     seed: int,
     bins: int = 0,
 ) -> dict[str, pd.DataFrame]:
-    """`bins` > 1 (regression): stratify on quantile bins of the target, so a small test split
-    is not by chance all easy or all extreme rows."""
-    from sklearn.model_selection import train_test_split
-
-    def strat(part: pd.DataFrame) -> pd.Series | None:
-        if bins > 1 and not stratify:
-            binned = pd.qcut(part[target], bins, labels=False, duplicates="drop")
-            return binned if binned.value_counts().min() >= 2 else None
-        if not stratify:
-            return None
-        counts = part[target].value_counts()
-        # Stratifying needs two rows per class; otherwise fall back to a plain shuffle.
-        return part[target] if counts.min() >= 2 else None
-
-    rest, test = train_test_split(
-        frame, test_size=test_fraction, random_state=seed, stratify=strat(frame)
+    """The splits of `frame` (see `split_indices`), each with a fresh 0..n-1 index."""
+    positions = split_indices(
+        frame[target],
+        stratify=stratify,
+        val_fraction=val_fraction,
+        test_fraction=test_fraction,
+        seed=seed,
+        bins=bins,
     )
-    train, val = train_test_split(
-        rest,
-        test_size=val_fraction / (1.0 - test_fraction),
-        random_state=seed,
-        stratify=strat(rest),
-    )
-    return {
-        "train": train.reset_index(drop=True),
-        "val": val.reset_index(drop=True),
-        "test": test.reset_index(drop=True),
-    }
+    return {name: frame.take(rows).reset_index(drop=True) for name, rows in positions.items()}

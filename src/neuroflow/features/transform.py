@@ -12,7 +12,8 @@ features are kept; scaling applies to numeric-derived columns only (one-hot stay
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -22,6 +23,7 @@ ScaleKind = Literal["standard", "minmax", "robust", "none"]
 SelectKind = Literal["none", "kbest_f", "kbest_chi2", "kbest_mi", "variance"]
 
 MISSING_CATEGORY = ""  # how a missing categorical value is spelled at the model boundary
+TRANSFORM_ROWS = 65_536  # rows per block in transform: ~16 MB of float64 per 32 columns
 
 
 @dataclass(frozen=True)
@@ -72,31 +74,55 @@ class FittedPreprocessor:
     def from_json(cls, data: dict[str, Any]) -> FittedPreprocessor:
         return cls(**data)
 
-    def encode(self, frame: pd.DataFrame) -> np.ndarray:
-        """Impute and one-hot encode raw rows into the float64 encoded matrix."""
+    @property
+    def encoded_width(self) -> int:
+        return len(self.numeric) + sum(len(self.categories[c]) for c in self.categorical)
+
+    def encoded_columns(self, frame: pd.DataFrame) -> Iterator[np.ndarray]:
+        """The float64 encoded matrix one column at a time: imputed numerics, then one-hots.
+
+        Statistics over the encoded columns are computed from this, so fitting never holds a
+        float64 copy of the whole table.
+        """
+        self._require_columns(frame)
+        for col, fill in zip(self.numeric, self.impute_values, strict=True):
+            values = frame[col].to_numpy(dtype=np.float64, na_value=np.nan)
+            yield np.where(np.isnan(values), fill, values)
+        for col in self.categorical:
+            values = categorical_values(frame[col])
+            for category in self.categories[col]:
+                yield (values == category).astype(np.float64)
+
+    def _require_columns(self, frame: pd.DataFrame) -> None:
         missing = [c for c in self.input_columns if c not in frame.columns]
         if missing:
             raise KeyError(f"input is missing column(s) {missing}")
-        parts: list[np.ndarray] = []
-        if self.numeric:
-            num = frame[self.numeric].to_numpy(dtype=np.float64, na_value=np.nan)
-            fill = np.asarray(self.impute_values, dtype=np.float64)
-            parts.append(np.where(np.isnan(num), fill, num))
-        for col in self.categorical:
-            values = categorical_values(frame[col])
-            vocab = np.asarray(self.categories[col], dtype=object)
-            parts.append((values[:, None] == vocab[None, :]).astype(np.float64))
-        if not parts:
-            return np.zeros((len(frame), 0))
-        return np.concatenate(parts, axis=1)
+
+    def encode(self, frame: pd.DataFrame) -> np.ndarray:
+        """Impute and one-hot encode raw rows into the float64 encoded matrix."""
+        self._require_columns(frame)
+        out = np.empty((len(frame), self.encoded_width), dtype=np.float64)
+        for j, column in enumerate(self.encoded_columns(frame)):
+            out[:, j] = column
+        return out
 
     def transform(self, frame: pd.DataFrame) -> np.ndarray:
-        """Raw rows → model-ready float32 features (computed in float64, like the ONNX graph)."""
-        encoded = self.encode(frame)[:, self.selected]
-        out = (encoded - np.asarray(self.center)) / np.asarray(self.scale)
-        if self.pca_components:
-            out = (out - np.asarray(self.pca_mean)) @ np.asarray(self.pca_components).T
-        return out.astype(np.float32)
+        """Raw rows → model-ready float32 features (computed in float64, like the ONNX graph).
+
+        Rows are independent, so the float64 work is done a block of rows at a time: the
+        temporaries stay a few MB however long the table is.
+        """
+        self._require_columns(frame)
+        out = np.empty((len(frame), self.output_dim), dtype=np.float32)
+        center, scale = np.asarray(self.center), np.asarray(self.scale)
+        for start in range(0, len(frame), TRANSFORM_ROWS):
+            block = self.encode(frame.iloc[start : start + TRANSFORM_ROWS])[:, self.selected]
+            block -= center
+            block /= scale
+            if self.pca_components:
+                block = (block - np.asarray(self.pca_mean)) @ np.asarray(self.pca_components).T
+            out[start : start + len(block)] = block
+        return out
 
 
 def categorical_values(series: pd.Series) -> np.ndarray:
@@ -135,32 +161,22 @@ def fit_preprocessor(
         scale=[1.0] * len(names),
         encoded_names=names,
     )
-    encoded = draft.encode(frame)
-    selected = _select(encoded, target.to_numpy(), options, classification)
-    is_numeric = np.array([i < len(numeric) for i in selected], dtype=bool)
-    center, scale = _affine(encoded[:, selected], options.scale, is_numeric)
-    fitted = FittedPreprocessor(
-        numeric=numeric,
-        categorical=categorical,
-        impute_values=impute,
-        categories=categories,
-        selected=selected,
-        center=center,
-        scale=scale,
-        encoded_names=names,
-    )
+    selected = _select(draft, frame, target.to_numpy(), options, classification)
+    keep = set(selected)
+    columns = (c for j, c in enumerate(draft.encoded_columns(frame)) if j in keep)
+    center, scale = _affine(columns, options.scale, [i < len(numeric) for i in selected])
+    fitted = replace(draft, selected=selected, center=center, scale=scale)
     if options.pca > 0:
         from sklearn.decomposition import PCA
 
-        scaled = (encoded[:, selected] - np.asarray(center)) / np.asarray(scale)
+        # The one step that needs the whole matrix: the scaled, selected columns (float64).
+        scaled = draft.encode(frame)[:, selected]
+        scaled -= np.asarray(center)
+        scaled /= np.asarray(scale)
         n_components = min(options.pca, scaled.shape[0], scaled.shape[1])
         pca = PCA(n_components=n_components, svd_solver="full").fit(scaled)
-        fitted = FittedPreprocessor(
-            **{
-                **asdict(fitted),
-                "pca_mean": pca.mean_.tolist(),
-                "pca_components": pca.components_.tolist(),
-            }
+        fitted = replace(
+            fitted, pca_mean=pca.mean_.tolist(), pca_components=pca.components_.tolist()
         )
     return fitted
 
@@ -175,13 +191,18 @@ def _impute_values(frame: pd.DataFrame, numeric: list[str], how: str) -> list[fl
 
 
 def _select(
-    encoded: np.ndarray, y: np.ndarray, options: PreprocessOptions, classification: bool
+    draft: FittedPreprocessor,
+    frame: pd.DataFrame,
+    y: np.ndarray,
+    options: PreprocessOptions,
+    classification: bool,
 ) -> list[int]:
-    n_cols = encoded.shape[1]
+    n_cols = draft.encoded_width
     if options.select == "none" or n_cols == 0:
         return list(range(n_cols))
     if options.select == "variance":
-        keep = np.flatnonzero(encoded.var(axis=0) > options.variance_threshold)
+        variances = np.array([column.var() for column in draft.encoded_columns(frame)])
+        keep = np.flatnonzero(variances > options.variance_threshold)
         if keep.size == 0:
             raise ValueError(
                 f"preprocess.variance_threshold={options.variance_threshold} removes every feature"
@@ -190,11 +211,13 @@ def _select(
 
     from sklearn import feature_selection as fs
 
+    encoded = draft.encode(frame)  # the scores below need the whole matrix
     if options.select == "kbest_chi2":
         if not classification:
             raise ValueError("preprocess.select=kbest_chi2 needs a classification task")
         # chi² needs non-negative inputs; a per-column shift keeps the ranking meaningful.
-        scores, _ = fs.chi2(encoded - encoded.min(axis=0), y)
+        encoded -= encoded.min(axis=0)
+        scores, _ = fs.chi2(encoded, y)
     elif options.select == "kbest_f":
         scores, _ = (fs.f_classif if classification else fs.f_regression)(encoded, y)
     else:
@@ -208,19 +231,22 @@ def _select(
 
 
 def _affine(
-    matrix: np.ndarray, kind: ScaleKind, is_numeric: np.ndarray
+    columns: Iterable[np.ndarray], kind: ScaleKind, is_numeric: list[bool]
 ) -> tuple[list[float], list[float]]:
-    n = matrix.shape[1]
-    center = np.zeros(n)
-    scale = np.ones(n)
-    if kind == "standard":
-        center, scale = matrix.mean(axis=0), matrix.std(axis=0)
-    elif kind == "minmax":
-        center, scale = matrix.min(axis=0), matrix.max(axis=0) - matrix.min(axis=0)
-    elif kind == "robust":
-        q25, q50, q75 = np.percentile(matrix, [25, 50, 75], axis=0)
-        center, scale = q50, q75 - q25
-    scale = np.where(np.isfinite(scale) & (scale > 1e-12), scale, 1.0)
-    center = np.where(is_numeric, center, 0.0)
-    scale = np.where(is_numeric, scale, 1.0)
-    return center.astype(np.float64).tolist(), scale.astype(np.float64).tolist()
+    """Per-column centre and scale, one column at a time (one-hot columns stay 0/1)."""
+    center: list[float] = []
+    scale: list[float] = []
+    for column, numeric in zip(columns, is_numeric, strict=True):
+        c, s = 0.0, 1.0
+        if numeric and column.size:
+            if kind == "standard":
+                c, s = float(column.mean()), float(column.std())
+            elif kind == "minmax":
+                low, high = float(column.min()), float(column.max())
+                c, s = low, high - low
+            elif kind == "robust":
+                q25, q50, q75 = np.percentile(column, [25, 50, 75])
+                c, s = float(q50), float(q75 - q25)
+        center.append(c)
+        scale.append(s if np.isfinite(s) and s > 1e-12 else 1.0)
+    return center, scale

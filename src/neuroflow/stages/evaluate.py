@@ -16,6 +16,9 @@ log = logging.getLogger(__name__)
 
 # DVC plot data written by this stage (artifacts/plots/<name>.json), declared in dvc.yaml.
 PLOT_FILES = ("confusion", "roc", "pr", "calibration", "residuals", "forecast")
+# Test rows drawn on the decision-boundary picture: more is an opaque cloud that takes minutes
+# to render; a seeded sample keeps the same picture for the same data.
+BOUNDARY_MAX_POINTS = 50_000
 
 
 def load_tensor(paths: Paths, split: str, name: str) -> np.ndarray:
@@ -29,6 +32,13 @@ def predict(head: Any, x: np.ndarray) -> np.ndarray:
 
     with torch.inference_mode():
         return head(torch.from_numpy(x)).numpy()
+
+
+def _sample_rows(n: int, limit: int, seed: int) -> np.ndarray:
+    """All row indices if there are at most `limit`, else a seeded sample of them, in order."""
+    if n <= limit:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, size=limit, replace=False))
 
 
 def run(params: Params, paths: Paths) -> dict[str, Any]:
@@ -70,7 +80,8 @@ def run(params: Params, paths: Paths) -> dict[str, Any]:
         plots.save_calibration_png(plot_data["calibration"], pngs[-1])
         if schema.get("modality", "tabular") == "tabular" and x_test.shape[1] >= 2:
             pngs.append(paths.report_dir / "decision_boundary_pca.png")
-            plots.save_decision_boundary_png(head, x_test, y_test, classes, pngs[-1])
+            shown = _sample_rows(len(y_test), BOUNDARY_MAX_POINTS, params.seed)
+            plots.save_decision_boundary_png(head, x_test[shown], y_test[shown], classes, pngs[-1])
     elif params.task == "anomaly":
         x_val, _ = load_split(paths, "val")  # normal rows only: the threshold's reference
         threshold = float(np.quantile(predict(head, x_val), 0.95))
@@ -97,6 +108,7 @@ def run(params: Params, paths: Paths) -> dict[str, Any]:
         plots.save_residuals_png(y_test, output, pngs[1])
     for name, plot_rows in plot_data.items():
         write_json(paths.plots_dir / f"{name}.json", plot_rows)
+    del plot_data
 
     result = metric_fns.json_safe(result)
     write_json(paths.metrics, result)

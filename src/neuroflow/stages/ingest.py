@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from neuroflow.config import SPLITS, Params, Paths
@@ -16,7 +17,7 @@ from neuroflow.data.sources import (
     normalise_types,
     read_table,
 )
-from neuroflow.data.split import split_frame
+from neuroflow.data.split import split_indices
 from neuroflow.io import write_json, write_with
 
 log = logging.getLogger(__name__)
@@ -49,21 +50,33 @@ def load_source(params: Params, root: Path) -> tuple[pd.DataFrame, str]:
 
 
 def _normal_only(
-    splits: dict[str, pd.DataFrame], target: str, normal: Any, origin: str
-) -> dict[str, pd.DataFrame]:
+    positions: dict[str, np.ndarray], target: pd.Series, normal: Any, origin: str
+) -> dict[str, np.ndarray]:
     """Anomaly detection learns "normal" only: train and val keep the normal rows, test all."""
-    labels = {str(v) for v in splits["train"][target].unique()}
-    if str(normal) not in labels:
+    labels = target.astype(str).to_numpy()
+    if not (labels[positions["train"]] == str(normal)).any():
+        seen = sorted({str(v) for v in target.iloc[positions["train"]].unique()})
         raise SourceError(
-            f"{origin}: data.normal_class={normal!r} is not a label of {target!r} "
-            f"({sorted(labels)})"
+            f"{origin}: data.normal_class={normal!r} is not a label of {target.name!r} ({seen})"
         )
     keep = {
-        name: part[part[target].astype(str) == str(normal)].reset_index(drop=True)
-        for name, part in splits.items()
+        name: rows[labels[rows] == str(normal)]
+        for name, rows in positions.items()
         if name != "test"
     }
-    return {**keep, "test": splits["test"]}
+    return {**keep, "test": positions["test"]}
+
+
+def _write_splits(frame: pd.DataFrame, positions: dict[str, np.ndarray], paths: Paths) -> None:
+    """One split at a time: only the source and the split being written are ever in memory."""
+    for name in SPLITS:
+        part = frame.take(positions[name]).reset_index(drop=True)
+
+        def write(tmp: Path, part: pd.DataFrame = part) -> None:
+            part.to_parquet(tmp, index=False)
+
+        write_with(paths.raw_split(name), write)
+        del part, write  # the closure holds the split too
 
 
 def _modality(params: Params, frame: pd.DataFrame, numeric: list[str]) -> dict[str, Any]:
@@ -119,15 +132,16 @@ def run(params: Params, paths: Paths) -> dict[str, Any]:
     if params.task == "forecast":
         from neuroflow.data.series import split_chronological
 
-        frame.insert(0, "time", times)  # carried through the split, then moved to the schema
-        splits = split_chronological(
-            frame, val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction
+        # The chronological rule, applied to row positions (time is moved to the schema).
+        blocks = split_chronological(
+            pd.DataFrame({"row": np.arange(len(frame))}),
+            val_fraction=cfg.val_fraction,
+            test_fraction=cfg.test_fraction,
         )
-        times_by_split = {k: v.pop("time").tolist() for k, v in splits.items()}
+        positions = {name: block["row"].to_numpy() for name, block in blocks.items()}
     else:
-        splits = split_frame(
-            frame,
-            target=cfg.target,
+        positions = split_indices(
+            frame[cfg.target],
             stratify=params.is_classification or params.task == "anomaly",
             val_fraction=cfg.val_fraction,
             test_fraction=cfg.test_fraction,
@@ -135,18 +149,13 @@ def run(params: Params, paths: Paths) -> dict[str, Any]:
             bins=cfg.regression_bins if params.task == "regression" else 0,
         )
     if params.task == "anomaly":
-        splits = _normal_only(splits, cfg.target, cfg.normal_class, origin)
-    for name in SPLITS:
-        part = splits[name]
-
-        def write(tmp: Path, part: pd.DataFrame = part) -> None:
-            part.to_parquet(tmp, index=False)
-
-        write_with(paths.raw_split(name), write)
+        positions = _normal_only(positions, frame[cfg.target], cfg.normal_class, origin)
+    _write_splits(frame, positions, paths)
 
     classes: list[Any] = []
     if params.is_classification:
-        classes = sorted(_python(v) for v in splits["train"][cfg.target].unique())
+        train_labels = frame[cfg.target].iloc[positions["train"]]
+        classes = sorted(_python(v) for v in train_labels.unique())
     elif params.task == "anomaly":
         classes = sorted(_python(v) for v in frame[cfg.target].unique())
     schema = {
@@ -157,11 +166,11 @@ def run(params: Params, paths: Paths) -> dict[str, Any]:
         "categorical": categorical,
         "columns": {c: str(t) for c, t in frame.dtypes.items()},
         "classes": classes,
-        "rows": {name: len(splits[name]) for name in SPLITS},
+        "rows": {name: len(positions[name]) for name in SPLITS},
         **_modality(params, frame, numeric),
     }
     if params.task == "forecast":
-        schema["time"] = times_by_split
+        schema["time"] = {name: [times[i] for i in positions[name]] for name in SPLITS}
     write_json(paths.schema, schema)
     log.info("ingest: %s → %s rows %s", origin, paths.raw_dir, schema["rows"])
     return schema

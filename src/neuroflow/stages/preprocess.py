@@ -19,23 +19,23 @@ log = logging.getLogger(__name__)
 
 def encode_target(values: pd.Series, classes: list[Any], split: str) -> np.ndarray:
     """Class labels → indices into `classes` (from train); an unknown label is a data error."""
-    lookup = {c: i for i, c in enumerate(classes)}
-    mapped = values.map(lambda v: lookup.get(v.item() if hasattr(v, "item") else v, -1))
-    unknown = values[mapped.to_numpy() < 0]
+    mapped = pd.Index(classes).get_indexer(values)  # vectorised lookup, -1 where unknown
+    unknown = values[mapped < 0]
     if len(unknown):
         raise DataError(
             f"split {split!r}: label(s) {sorted(map(str, unknown.unique()))[:5]} "
             f"not seen in train (classes {classes})"
         )
-    return mapped.to_numpy(dtype=np.int64)
+    return mapped.astype(np.int64)
 
 
 def run(params: Params, paths: Paths) -> dict[str, Any]:
     from safetensors.numpy import save_file
 
+    from neuroflow.data.sources import read_parquet
+
     schema = read_json(paths.schema)
     target = schema["target"]
-    frames = {split: pd.read_parquet(paths.raw_split(split)) for split in SPLITS}
     cfg = params.preprocess
     options = PreprocessOptions(
         impute_numeric=cfg.impute_numeric,
@@ -47,7 +47,8 @@ def run(params: Params, paths: Paths) -> dict[str, Any]:
         max_categories=cfg.max_categories,
         seed=params.seed,
     )
-    train = frames["train"]
+    # One split in memory at a time: train to fit and transform, then val, then test.
+    train = read_parquet(paths.raw_split("train"))
     modality = schema.get("modality", "tabular")
     if modality == "image":
         from neuroflow.features.image import fit_image_preprocessor
@@ -70,7 +71,12 @@ def run(params: Params, paths: Paths) -> dict[str, Any]:
             options=options,
             classification=params.is_classification,
         )
-    for split, frame in frames.items():
+    loaded = {"train": train}  # transformed first, then let go
+    del train
+    for split in SPLITS:
+        frame = loaded.pop(split, None)
+        if frame is None:
+            frame = read_parquet(paths.raw_split(split))
         x = pre.transform(frame)
         if params.is_classification:
             y = encode_target(frame[target], schema["classes"], split)
@@ -97,6 +103,7 @@ def run(params: Params, paths: Paths) -> dict[str, Any]:
             save_file(t, str(tmp))
 
         write_with(paths.processed_split(split), write)
+        del frame, x, y, tensors, write  # before the next split is read
     write_json(paths.preprocessor, pre.to_json())
     log.info(
         "preprocess: %d raw columns → %d features (%s)",

@@ -7,9 +7,11 @@ split of the last ingest.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from neuroflow.config import SPLITS, Params, Paths
@@ -39,7 +41,7 @@ def max_duplicate_fraction(params: Params) -> float:
 
 
 def duplicate_failures(
-    frames: dict[str, pd.DataFrame], max_fraction: float
+    frames: Mapping[str, pd.DataFrame], max_fraction: float
 ) -> list[ExpectationFailure]:
     """Fully duplicated rows beyond `max_fraction` of a split (a re-sent batch, a bad join).
 
@@ -52,7 +54,7 @@ def duplicate_failures(
     for split, frame in frames.items():
         if frame.empty:
             continue
-        dup = frame.duplicated(keep="first")
+        dup = duplicated_rows(frame)
         fraction = float(dup.mean())
         # In a 20-row split one repeat is already 5 %: a couple are always tolerated.
         if int(dup.sum()) > max(max_fraction * len(frame), DUPLICATES_ALWAYS_ALLOWED):
@@ -72,8 +74,24 @@ def duplicate_failures(
     return failures
 
 
+def duplicated_rows(frame: pd.DataFrame) -> np.ndarray:
+    """``frame.duplicated(keep="first")`` as a bool array, without its memory cost.
+
+    pandas factorises every column into its own int64 codes at once (8 bytes a cell: twice a
+    float32 table); here each row is hashed to one uint64 first and only rows whose hash
+    repeats are compared exactly. Equal rows hash equal (pandas maps ±0 and every NaN to one
+    value), so no duplicate is missed and a hash collision only costs an exact comparison.
+    """
+    hashes = pd.util.hash_pandas_object(frame, index=False).to_numpy()
+    candidates = np.flatnonzero(pd.Series(hashes).duplicated(keep=False).to_numpy())
+    dup = np.zeros(len(frame), dtype=bool)
+    if candidates.size:
+        dup[candidates] = frame.iloc[candidates].duplicated(keep="first").to_numpy()
+    return dup
+
+
 def _with_type_examples(
-    failure: ExpectationFailure, frames: dict[str, pd.DataFrame]
+    failure: ExpectationFailure, frames: Mapping[str, pd.DataFrame]
 ) -> ExpectationFailure:
     """A numeric column that arrived as text: name the values that are not numbers.
 
@@ -83,15 +101,15 @@ def _with_type_examples(
 
     from neuroflow.validation.runner import MAX_EXAMPLES, json_safe
 
-    frame = frames.get(failure.split)
     wanted = [str(t).lower() for t in failure.kwargs.get("type_list") or []]
     if (
         failure.expectation != "expect_column_values_to_be_in_type_list"
         or failure.examples
-        or frame is None
-        or failure.column not in frame.columns
         or not any(t.startswith(("float", "int", "uint")) for t in wanted)
     ):
+        return failure
+    frame = frames.get(failure.split)  # only now: `frames` may read the split from disk
+    if frame is None or failure.column not in frame.columns:
         return failure
     values = frame[failure.column]
     bad = values[values.notna() & pd.to_numeric(values, errors="coerce").isna()]
@@ -102,7 +120,7 @@ def _with_type_examples(
 
 
 def check_frames(
-    frames: dict[str, pd.DataFrame],
+    frames: Mapping[str, pd.DataFrame],
     reference: pd.DataFrame,
     schema: dict[str, Any],
     suite: dict[str, Any],
@@ -137,11 +155,65 @@ def check_frames(
         skip = {"train"}
         if params.task == "anomaly":
             skip.add("test")  # test carries the anomalies train never saw: drift by design
-        current = {name: frame for name, frame in frames.items() if name not in skip}
+        current = _Only(frames, [name for name in frames if name not in skip])
         drift = compute_drift(
             reference, current, numeric=numeric, categorical=categorical, config=cfg
         )
     return report, drift
+
+
+class _Only(Mapping[str, pd.DataFrame]):
+    """Some of the splits of another mapping, read through it (nothing is loaded here)."""
+
+    def __init__(self, frames: Mapping[str, pd.DataFrame], names: list[str]) -> None:
+        self._frames, self._names = frames, names
+
+    def __getitem__(self, name: str) -> pd.DataFrame:
+        if name not in self._names:
+            raise KeyError(name)
+        return self._frames[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+
+class _SplitFiles(Mapping[str, pd.DataFrame]):
+    """The raw splits, read when asked for; train, the drift reference, is read once and kept.
+
+    The checks go over the splits three times (suite, duplicates, drift). Reading val and test
+    again each time costs seconds at 10⁷ rows; holding every split at once would cost their
+    memory beside train's. Each split is read in the dtypes Great Expectations evaluates
+    fastest (`gx_dtypes`), one column at a time, so the narrow copy never sits beside the
+    whole wide one; the values, and so every check, are the same.
+    """
+
+    def __init__(self, paths: Paths, suite: dict[str, Any]) -> None:
+        self._paths, self._suite = paths, suite
+        self._train: pd.DataFrame | None = None
+
+    def __getitem__(self, split: str) -> pd.DataFrame:
+        from neuroflow.data.sources import read_parquet
+        from neuroflow.validation.runner import gx_dtypes
+
+        if split not in SPLITS:
+            raise KeyError(split)
+        if split == "train" and self._train is not None:
+            return self._train
+        frame = read_parquet(self._paths.raw_split(split))
+        for column, dtype in gx_dtypes(frame, self._suite).items():
+            frame[column] = frame[column].astype(dtype)
+        if split == "train":
+            self._train = frame
+        return frame
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(SPLITS)
+
+    def __len__(self) -> int:
+        return len(SPLITS)
 
 
 def _summary(report: ValidationReport, drift: DriftReport | None, **extra: Any) -> dict[str, Any]:
@@ -183,12 +255,11 @@ def run(params: Params, paths: Paths) -> dict[str, Any]:
             f"{suite_path}: expectation suite not found; propose one with "
             "`neuroflow profile`, review it, and commit it"
         )
-    frames = {split: pd.read_parquet(paths.raw_split(split)) for split in SPLITS}
     schema = read_json(paths.schema)
     source = str(paths.raw_dir.relative_to(paths.root))
-    report, drift = check_frames(
-        frames, frames["train"], schema, load_suite(suite_path), params, paths.data_docs
-    )
+    suite = load_suite(suite_path)
+    frames = _SplitFiles(paths, suite)
+    report, drift = check_frames(frames, frames["train"], schema, suite, params, paths.data_docs)
     cfg = drift_config(params)
     if drift is not None:
         write_text(paths.data_docs / "drift.html", render_html(drift, source=source, config=cfg))
@@ -210,7 +281,7 @@ def validate_batch(params: Params, paths: Paths, batch: Path) -> dict[str, Any]:
     The batch gets the column types ingest gave the training data; the summary is written to
     data/validated/batches/<file>.summary.json, pass or fail.
     """
-    from neuroflow.data.sources import normalise_types, read_table
+    from neuroflow.data.sources import normalise_types, read_parquet, read_table
     from neuroflow.validation.suite import load_suite
 
     train_path = paths.raw_split("train")
@@ -230,7 +301,7 @@ def validate_batch(params: Params, paths: Paths, batch: Path) -> dict[str, Any]:
     name = batch.name
     report, drift = check_frames(
         {name: frame},
-        pd.read_parquet(train_path),
+        read_parquet(train_path),
         schema,
         load_suite(paths.root / params.validate_.suite),
         params,

@@ -21,6 +21,7 @@ from __future__ import annotations
 import html
 import itertools
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -115,7 +116,7 @@ def _finite(value: float) -> float | None:
 
 def compute_drift(
     reference: pd.DataFrame,
-    current: dict[str, pd.DataFrame],
+    current: Mapping[str, pd.DataFrame],
     *,
     numeric: list[str],
     categorical: list[str],
@@ -123,8 +124,12 @@ def compute_drift(
 ) -> DriftReport:
     """Drift of every split/batch in `current` against `reference` (train), column by column.
 
-    Columns missing from a current frame are skipped here: the expectation suite reports them.
+    Each current frame is looked at once, in turn (`current` may load them lazily); the
+    reference side of a column (bins, counts, summary) is computed once and reused for every
+    split. Columns missing from a current frame are skipped here: the suite reports them.
     """
+    numeric_refs: dict[str, _NumericReference] = {}
+    categorical_refs: dict[str, _CategoricalReference] = {}
     features: list[FeatureDrift] = []
     splits: dict[str, dict[str, Any]] = {}
     for split, frame in current.items():
@@ -133,12 +138,18 @@ def compute_drift(
         if judged:
             for column in numeric:
                 if column in frame.columns and column in reference.columns:
-                    found.append(_numeric(split, column, reference[column], frame[column], config))
+                    if column not in numeric_refs:
+                        numeric_refs[column] = _NumericReference.of(reference[column], config.bins)
+                    ref = numeric_refs[column]
+                    found.append(
+                        _numeric(split, column, ref, reference[column], frame[column], config)
+                    )
             for column in categorical:
                 if column in frame.columns and column in reference.columns:
-                    found.append(
-                        _categorical(split, column, reference[column], frame[column], config)
-                    )
+                    if column not in categorical_refs:
+                        categorical_refs[column] = _CategoricalReference.of(reference[column])
+                    cats = categorical_refs[column]
+                    found.append(_categorical(split, column, cats, frame[column], config))
         features.extend(found)
         splits[split] = {
             "rows": len(frame),
@@ -150,23 +161,14 @@ def compute_drift(
 
 # --- numeric --------------------------------------------------------------------------------
 
+_SUMMARY_QUANTILES = (0.05, 0.5, 0.95)
+
 
 def _as_float(series: pd.Series) -> np.ndarray:
     import numpy as np
     import pandas as pd
 
     return pd.to_numeric(series, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
-
-
-def _bin_edges(values: np.ndarray, bins: int) -> np.ndarray:
-    """Inner cut points at the train quantiles (ties merged); ±inf fall in the outer bins."""
-    import numpy as np
-
-    finite = values[np.isfinite(values)]
-    if finite.size == 0:
-        return np.array([], dtype="float64")
-    cuts = np.quantile(finite, np.linspace(0, 1, bins + 1)[1:-1])
-    return np.unique(cuts)
 
 
 def _bin_counts(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
@@ -205,18 +207,48 @@ def _chi2_p(ref_counts: np.ndarray, cur_counts: np.ndarray) -> float:
     return float(chi2_contingency(table, correction=False).pvalue)
 
 
+@dataclass(frozen=True)
+class _NumericReference:
+    """What every split of one numeric column is compared with: train's bins and summary."""
+
+    edges: np.ndarray
+    counts: np.ndarray
+    summary: str
+
+    @classmethod
+    def of(cls, series: pd.Series, bins: int) -> _NumericReference:
+        """Bin cut points at train's inner quantiles (ties merged; ±inf fall in the outer
+        bins), found with the summary's quantiles in one partial sort."""
+        import numpy as np
+
+        values = _as_float(series)
+        finite = values[np.isfinite(values)]
+        inner = np.linspace(0, 1, bins + 1)[1:-1]
+        edges = np.array([], dtype="float64")
+        quantiles = None
+        if finite.size:
+            cuts = np.quantile(finite, [*inner, *_SUMMARY_QUANTILES])
+            edges, quantiles = np.unique(cuts[: inner.size]), cuts[inner.size :]
+        return cls(edges, _bin_counts(values, edges), _describe(values, finite, quantiles))
+
+
 def _numeric(
-    split: str, column: str, ref: pd.Series, cur: pd.Series, config: DriftConfig
+    split: str,
+    column: str,
+    ref: _NumericReference,
+    ref_series: pd.Series,
+    cur: pd.Series,
+    config: DriftConfig,
 ) -> FeatureDrift:
     import numpy as np
 
-    ref_values, cur_values = _as_float(ref), _as_float(cur)
-    edges = _bin_edges(ref_values, config.bins)
-    ref_counts, cur_counts = _bin_counts(ref_values, edges), _bin_counts(cur_values, edges)
-    labels = _bin_labels(edges)
+    cur_values = _as_float(cur)
+    cur_counts = _bin_counts(cur_values, ref.edges)
+    labels = _bin_labels(ref.edges)
     if config.numeric_method == "ks":
         from scipy.stats import ks_2samp
 
+        ref_values = _as_float(ref_series)
         a, b = ref_values[~np.isnan(ref_values)], cur_values[~np.isnan(cur_values)]
         if a.size and b.size:
             result = ks_2samp(a, b)
@@ -225,7 +257,7 @@ def _numeric(
             value, p_value = 0.0, 1.0
         statistic, threshold = "ks", config.ks_threshold
     else:
-        value, p_value = psi(ref_counts, cur_counts), _chi2_p(ref_counts, cur_counts)
+        value, p_value = psi(ref.counts, cur_counts), _chi2_p(ref.counts, cur_counts)
         statistic, threshold = "psi", config.psi_threshold
     drifted = value > threshold and p_value < config.max_p_value
     return FeatureDrift(
@@ -237,26 +269,26 @@ def _numeric(
         threshold=threshold,
         p_value=p_value,
         drifted=drifted,
-        reference=_shares(labels, ref_counts),
+        reference=_shares(labels, ref.counts),
         current=_shares(labels, cur_counts),
-        summary=_numeric_summary(ref_values, cur_values),
+        summary=f"train {ref.summary}; now {_describe(cur_values)}",
     )
 
 
-def _numeric_summary(ref: np.ndarray, cur: np.ndarray) -> str:
+def _describe(
+    values: np.ndarray, finite: np.ndarray | None = None, quantiles: np.ndarray | None = None
+) -> str:
+    """Median, p05–p95 and missing share, for a person reading what moved."""
     import numpy as np
 
-    def describe(values: np.ndarray) -> str:
-        finite = values[np.isfinite(values)]
-        missing = float(np.isnan(values).mean()) if values.size else 0.0
-        if finite.size == 0:
-            return f"no finite values, {missing:.0%} missing"
-        return (
-            f"median {np.median(finite):.4g}, p05–p95 {np.quantile(finite, 0.05):.4g}–"
-            f"{np.quantile(finite, 0.95):.4g}, {missing:.0%} missing"
-        )
-
-    return f"train {describe(ref)}; now {describe(cur)}"
+    finite = values[np.isfinite(values)] if finite is None else finite
+    missing = float(np.isnan(values).mean()) if values.size else 0.0
+    if finite.size == 0:
+        return f"no finite values, {missing:.0%} missing"
+    if quantiles is None:
+        quantiles = np.quantile(finite, _SUMMARY_QUANTILES)  # one partial sort for all three
+    p05, median, p95 = quantiles
+    return f"median {median:.4g}, p05–p95 {p05:.4g}–{p95:.4g}, {missing:.0%} missing"
 
 
 # --- categorical ----------------------------------------------------------------------------
@@ -266,24 +298,47 @@ def _categories(series: pd.Series) -> pd.Series:
     return series.astype("string").fillna(MISSING)
 
 
+@dataclass(frozen=True)
+class _CategoricalReference:
+    """Train's categories of one column and their counts (unseen values get their own slot)."""
+
+    known: list[str]
+    counts: np.ndarray  # per [*known, UNSEEN]
+
+    @property
+    def labels(self) -> list[str]:
+        return [*self.known, UNSEEN]
+
+    @classmethod
+    def of(cls, series: pd.Series) -> _CategoricalReference:
+        cats = _categories(series)
+        known = sorted(set(cats.unique()))
+        counts = cats.value_counts().reindex([*known, UNSEEN], fill_value=0)
+        return cls(known, counts.to_numpy("float64"))
+
+
 def _categorical(
-    split: str, column: str, ref: pd.Series, cur: pd.Series, config: DriftConfig
+    split: str, column: str, ref: _CategoricalReference, cur: pd.Series, config: DriftConfig
 ) -> FeatureDrift:
     import numpy as np
 
-    ref_cats, cur_cats = _categories(ref), _categories(cur)
-    known = sorted(set(ref_cats.unique()))
-    cur_mapped = cur_cats.where(cur_cats.isin(known), UNSEEN)
-    labels = [*known, UNSEEN]
-    ref_counts = ref_cats.value_counts().reindex(labels, fill_value=0).to_numpy("float64")
-    cur_counts = cur_mapped.value_counts().reindex(labels, fill_value=0).to_numpy("float64")
+    cur_cats = _categories(cur)
+    seen = cur_cats.isin(ref.known)
+    labels = ref.labels
+    ref_counts = ref.counts
+    cur_counts = (
+        cur_cats.where(seen, UNSEEN)
+        .value_counts()
+        .reindex(labels, fill_value=0)
+        .to_numpy("float64")
+    )
     p, q = ref_counts / max(ref_counts.sum(), 1.0), cur_counts / max(cur_counts.sum(), 1.0)
     value = float(0.5 * np.abs(p - q).sum())
     p_value = _chi2_p(ref_counts, cur_counts)
     drifted = value > config.categorical_threshold and p_value < config.max_p_value
     order = np.argsort(-np.abs(q - p))[:3]
     moves = ", ".join(f"{labels[i]!r} {p[i]:.0%}→{q[i]:.0%}" for i in order if p[i] != q[i])
-    unseen = sorted(set(cur_cats[~cur_cats.isin(known)]))[:5]
+    unseen = sorted(set(cur_cats[~seen]))[:5]
     summary = f"largest shifts {moves or 'none'}" + (f"; unseen values {unseen}" if unseen else "")
     return FeatureDrift(
         split=split,
