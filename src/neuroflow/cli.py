@@ -178,8 +178,7 @@ def profile(
     """Propose an expectation suite from the train split, for a person to review."""
 
     def go() -> None:
-        import pandas as pd
-
+        from neuroflow.data.sources import read_parquet
         from neuroflow.io import read_json
         from neuroflow.validation.profile import propose_suite
         from neuroflow.validation.suite import save_suite
@@ -193,7 +192,7 @@ def profile(
         schema = read_json(paths.schema)
         target = output or Path(str(paths.root / cfg.validate_.suite) + ".proposed.json")
         suite = propose_suite(
-            pd.read_parquet(train_path),
+            read_parquet(train_path),
             name=Path(cfg.validate_.suite).stem,
             target=schema["target"],
             range_margin=margin,
