@@ -22,6 +22,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain help: rich's help renderer (markdown, tables) costs ~0.15 s of imports per call.
+    rich_markup_mode=None,
 )
 
 ParamsOpt = Annotated[
