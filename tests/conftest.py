@@ -119,11 +119,31 @@ def project(tmp_path: Path) -> Iterator[Path]:
 
 @pytest.fixture(scope="session")
 def pipeline_done(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One shrunken `dvc repro` shared by read-only tests (a session-scoped project copy)."""
-    root = copy_project(tmp_path_factory.mktemp("shared") / "project")
-    set_params(root, {"train": FAST_TRAIN})
-    run(root, "dvc", "repro")
-    return root
+    """One shrunken `dvc repro` shared by read-only tests (a session-scoped project copy).
+
+    Under xdist each worker has its own session: the first worker to get here runs the pipeline
+    once, in the run's common temp directory under a file lock, and every worker gets its own
+    copy of the result (so no two workers ever run DVC in the same checkout).
+    """
+    mine = tmp_path_factory.mktemp("shared") / "project"
+    if "PYTEST_XDIST_WORKER" not in os.environ:  # one process: build in place
+        root = copy_project(mine)
+        set_params(root, {"train": FAST_TRAIN})
+        run(root, "dvc", "repro")
+        return root
+    from filelock import FileLock
+
+    common = tmp_path_factory.getbasetemp().parent  # this run's directory, shared by workers
+    built, done = common / "pipeline_done", common / "pipeline_done.ok"
+    with FileLock(str(common / "pipeline_done.lock")):
+        if not done.exists():
+            shutil.rmtree(built, ignore_errors=True)  # a worker that died half-way
+            copy_project(built)
+            set_params(built, {"train": FAST_TRAIN})
+            run(built, "dvc", "repro")
+            done.touch()
+    shutil.copytree(built, mine, symlinks=True)
+    return mine
 
 
 def free_port() -> int:
