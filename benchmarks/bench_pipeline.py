@@ -11,9 +11,7 @@ interpreter, work is the rest of the wall time (importtime itself adds a little 
 from __future__ import annotations
 
 import logging
-import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -22,7 +20,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import ROOT, machine, median
+from benchmarks.common import ROOT, copy_project, machine, median, project_env
 
 log = logging.getLogger("benchmarks.pipeline")
 
@@ -31,41 +29,6 @@ GOALS = {"noop_repro_s": 1.5, "cold_repro_s": 20.0, "cli_help_s": 0.3}
 _IMPORT_LINE = re.compile(r"^import time:\s+(\d+) \|\s+(\d+) \| ( *)(\S+)")
 
 BIN = Path(sys.executable).parent
-# Pipeline outputs and stores a checkout may hold untracked: a fresh clone has none of them.
-_OUTPUTS = ("data/raw", "data/processed", "data/validated", "reports/", "artifacts/", "mlruns/")
-_OUTPUTS += ("benchmarks/results",)
-
-
-def _env(root: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "PREFECT_"))}
-    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
-    env["MLFLOW_TRACKING_URI"] = f"sqlite:///{root / 'mlflow.db'}"
-    for key in ("GIT_AUTHOR", "GIT_COMMITTER"):
-        env[f"{key}_NAME"], env[f"{key}_EMAIL"] = "bench", "bench@example.com"
-    return env
-
-
-def copy_project(dest: Path) -> Path:
-    files = subprocess.run(
-        ["git", "ls-files", "-co", "--exclude-standard"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.splitlines()
-    for rel in files:
-        src = ROOT / rel
-        if not src.is_file() or rel.startswith(_OUTPUTS) or rel in ("dvc.lock", "mlflow.db"):
-            continue
-        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(src, dest / rel)
-    for cmd in (
-        ["git", "init", "-q", "-b", "main"],
-        ["git", "add", "-A"],
-        ["git", "commit", "-qm", "init"],
-    ):
-        subprocess.run(cmd, cwd=dest, check=True, env=_env(dest), capture_output=True)
-    return dest
 
 
 def _timed(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, str]:
@@ -128,13 +91,13 @@ def run(smoke: bool) -> dict[str, Any]:
     result: dict[str, Any] = {"name": "pipeline", "machine": machine(("dvc", "mlflow"))}
     with tempfile.TemporaryDirectory(prefix="neuroflow-bench-") as tmp:
         root = Path(tmp)
-        env = _env(root)
+        env = project_env(root)
         result["cli_help"] = cli_help(ROOT, env, 1 if smoke else 5)
         if smoke:  # the dvc runs take a minute; the smoke checks the measuring code only
             return result
         copy_project(root / "project")
         project = root / "project"
-        env = _env(project)
+        env = project_env(project)
         cold, _ = _timed([str(BIN / "dvc"), "repro"], project, env)
         noop = [_timed([str(BIN / "dvc"), "repro"], project, env)[0] for _ in range(3)]
         result["cold_repro_s"] = cold

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -18,31 +17,10 @@ from typing import Any
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
+from benchmarks.common import ROOT, copy_project
+
 GOAL = 1.3
-# What the pipeline writes: the copy starts without it, as a fresh clone would.
-PIPELINE_OUTPUTS = ("data/raw", "data/processed", "data/validated", "artifacts/", "reports/")
 log = logging.getLogger(__name__)
-
-
-def _copy(dest: Path) -> Path:
-    """Tracked and untracked-not-ignored files of the repo, as a fresh git repository."""
-    files = subprocess.run(
-        ["git", "ls-files", "-co", "--exclude-standard"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.splitlines()
-    for rel in files:
-        src = REPO / rel
-        if src.is_file() and rel != "dvc.lock" and not rel.startswith(PIPELINE_OUTPUTS):
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / rel)
-    ident = ["-c", "user.name=bench", "-c", "user.email=bench@localhost"]
-    for cmd in (["init", "-q"], ["add", "-A"], [*ident, "commit", "-qm", "bench"]):
-        subprocess.run(["git", *cmd], cwd=dest, check=True, capture_output=True)
-    return dest
 
 
 def _shrink(root: Path, epochs: int) -> None:
@@ -65,13 +43,13 @@ def _dvc(root: Path, *args: str) -> float:
 def run(smoke: bool) -> dict[str, Any]:
     """Seconds for `dvc repro -f` and for `retrain(force=True)`, and their ratio."""
     os.environ.setdefault("DO_NOT_TRACK", "1")
-    if str(REPO) not in sys.path:
-        sys.path.insert(0, str(REPO))
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
     from pipelines.flows import retrain
     from prefect.testing.utilities import prefect_test_harness
 
     with tempfile.TemporaryDirectory(prefix="bench-prefect-") as tmp:
-        root = _copy(Path(tmp) / "project")
+        root = copy_project(Path(tmp) / "project")
         if smoke:
             _shrink(root, epochs=3)
         saved = os.environ.get("MLFLOW_TRACKING_URI")

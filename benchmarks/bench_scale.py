@@ -21,8 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.bench_pipeline import _env, copy_project
-from benchmarks.common import machine
+from benchmarks.common import copy_project, machine, project_env
 
 log = logging.getLogger("benchmarks.scale")
 
@@ -111,7 +110,7 @@ def measure(base: Path, rows: int) -> dict[str, Any]:
     generate(data, rows)
     generate_s = time.perf_counter() - started
     _configure(project, data, rows)
-    env = _env(project)
+    env = project_env(project)
     stages: dict[str, dict[str, float]] = {}
     stages["ingest"] = _stage(project, env, "ingest")
     _stage(project, env, "profile", "--output", "data/suites/scale.json")  # set-up, not timed

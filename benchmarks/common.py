@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -170,3 +171,50 @@ def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
     started = time.perf_counter()
     value = fn()
     return time.perf_counter() - started, value
+
+
+# Pipeline outputs and stores a checkout may hold untracked: a fresh clone has none of them.
+_OUTPUTS = (
+    "data/raw",
+    "data/processed",
+    "data/validated",
+    "reports/",
+    "artifacts/",
+    "mlruns/",
+    "benchmarks/results",
+)
+
+
+def project_env(root: Path) -> dict[str, str]:
+    """The environment a benchmarked project runs in: the venv first, its own SQLite store."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "PREFECT_"))}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["MLFLOW_TRACKING_URI"] = f"sqlite:///{root / 'mlflow.db'}"
+    for key in ("GIT_AUTHOR", "GIT_COMMITTER"):
+        env[f"{key}_NAME"], env[f"{key}_EMAIL"] = "bench", "bench@example.com"
+    return env
+
+
+def copy_project(dest: Path) -> Path:
+    """The repo's tracked (and untracked, not ignored) files, without pipeline outputs, as a
+    fresh git repository at `dest`: what a new clone holds."""
+    files = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    for rel in files:
+        src = ROOT / rel
+        if not src.is_file() or rel.startswith(_OUTPUTS) or rel in ("dvc.lock", "mlflow.db"):
+            continue
+        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, dest / rel)
+    for cmd in (
+        ["git", "init", "-q", "-b", "main"],
+        ["git", "add", "-A"],
+        ["git", "commit", "-qm", "init"],
+    ):
+        subprocess.run(cmd, cwd=dest, check=True, env=project_env(dest), capture_output=True)
+    return dest
