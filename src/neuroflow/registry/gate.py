@@ -24,23 +24,15 @@ import numpy as np
 
 from neuroflow.config import PromotionConfig
 from neuroflow.errors import ConfigError
+from neuroflow.evaluation.metrics import CLASSIFICATION_KEYS, REGRESSION_KEYS
 
-CLASSIFICATION_METRICS = (
-    "accuracy",
-    "precision_macro",
-    "recall_macro",
-    "f1_macro",
-    "roc_auc",
-    "log_loss",
-)
-REGRESSION_METRICS = ("rmse", "mae", "r2")
 # An anomaly score only ranks rows (normal vs not): ROC AUC is the metric it supports.
 ANOMALY_METRICS = ("roc_auc",)
 METRICS_BY_TASK: dict[str, tuple[str, ...]] = {
-    "binary": CLASSIFICATION_METRICS,
-    "multiclass": CLASSIFICATION_METRICS,
-    "regression": REGRESSION_METRICS,
-    "forecast": REGRESSION_METRICS,
+    "binary": CLASSIFICATION_KEYS,
+    "multiclass": CLASSIFICATION_KEYS,
+    "regression": REGRESSION_KEYS,
+    "forecast": REGRESSION_KEYS,
     "anomaly": ANOMALY_METRICS,
 }
 LOWER_IS_BETTER = frozenset({"rmse", "mae", "log_loss"})
