@@ -83,22 +83,38 @@ class ServedModel:
         }
 
 
-def load_served_model(root: Path, name: str, alias: str = "champion") -> ServedModel:
-    """Resolve `models:/name@alias` and load its ONNX file into onnxruntime."""
+def resolve_alias(root: Path, name: str, alias: str) -> str | None:
+    """The version `models:/name@alias` points to now (None if the alias is not set)."""
     from neuroflow import tracking
-    from neuroflow.registry.artifacts import RegistryError, aliases, download, scratch_dir
+    from neuroflow.registry.artifacts import aliases
 
     client = tracking.client(root)
     with tracking.reachable(tracking_uri_of(root)):
-        version = aliases(client, name).get(alias)
-        if version is None:
-            raise RegistryError(
-                f"{name} has no @{alias}: promote a challenger first (`neuroflow promote`)"
-            )
-        with scratch_dir() as tmp:
-            registered = download(client, name, version, Path(tmp))
-            model_bytes = registered.onnx_path.read_bytes()
+        return aliases(client, name).get(alias)
+
+
+def load_version(root: Path, name: str, version: str) -> ServedModel:
+    """Download `models:/name/version` and load its ONNX file into onnxruntime."""
+    from neuroflow import tracking
+    from neuroflow.registry.artifacts import download, scratch_dir
+
+    client = tracking.client(root)
+    with tracking.reachable(tracking_uri_of(root)), scratch_dir() as tmp:
+        registered = download(client, name, version, Path(tmp))
+        model_bytes = registered.onnx_path.read_bytes()
     return ServedModel(OnnxScorer(model_bytes), name, version, registered.run_id)
+
+
+def load_served_model(root: Path, name: str, alias: str = "champion") -> ServedModel:
+    """Resolve `models:/name@alias` and load its ONNX file into onnxruntime."""
+    from neuroflow.registry.artifacts import RegistryError
+
+    version = resolve_alias(root, name, alias)
+    if version is None:
+        raise RegistryError(
+            f"{name} has no @{alias}: promote a challenger first (`neuroflow promote`)"
+        )
+    return load_version(root, name, version)
 
 
 def moved_model(root: Path, name: str, alias: str, current: ServedModel) -> ServedModel | None:
@@ -106,15 +122,10 @@ def moved_model(root: Path, name: str, alias: str, current: ServedModel) -> Serv
 
     A removed alias is not a move: the server keeps answering with what it has.
     """
-    from neuroflow import tracking
-    from neuroflow.registry.artifacts import aliases
-
-    client = tracking.client(root)
-    with tracking.reachable(tracking_uri_of(root)):
-        version = aliases(client, name).get(alias)
+    version = resolve_alias(root, name, alias)
     if version is None or version == current.version:
         return None
-    return load_served_model(root, name, alias)
+    return load_version(root, name, version)
 
 
 def tracking_uri_of(root: Path) -> str:
