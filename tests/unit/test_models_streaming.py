@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -79,7 +80,7 @@ def test_streamed_training_resumes_to_the_same_weights(tmp_path: Path) -> None:
     full = _model()
     fit(full, data(), _settings(), checkpoint_dir=tmp_path / "a", fingerprint="f")
     part = _model()
-    short = TrainSettings(**{**_settings().__dict__, "epochs": 3})
+    short = dataclasses.replace(_settings(), epochs=3)
     fit(part, data(), short, checkpoint_dir=tmp_path / "b", fingerprint="f")
     resumed = _model()
     result = fit(resumed, data(), _settings(), checkpoint_dir=tmp_path / "b", fingerprint="f")
