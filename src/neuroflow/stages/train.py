@@ -190,9 +190,9 @@ def _fingerprint(spec: ModelSpec, settings: Any, paths: Paths) -> str:
 CHECKPOINT_OWNER = "run.json"
 
 
-def adopt_checkpoints(paths: Paths, run_id: str) -> str | None:
+def adopt_checkpoints(paths: Paths, run_id: str) -> None:
     """Claim the checkpoint directory for `run_id`; if the previous owner was killed mid-run
-    (still RUNNING), mark it KILLED and return its id, so the resuming run can point to it."""
+    (still RUNNING), mark it KILLED and tag `run_id` with it (the resuming run points to it)."""
     from neuroflow import tracking
 
     owner = paths.checkpoint_dir / CHECKPOINT_OWNER
@@ -200,8 +200,6 @@ def adopt_checkpoints(paths: Paths, run_id: str) -> str | None:
     write_json(owner, {"run_id": run_id})
     if previous and previous != run_id and tracking.close_interrupted(paths.root, previous):
         tracking.set_tags(paths.root, run_id, {"neuroflow.interrupted_run": previous})
-        return previous
-    return None
 
 
 def run(params: Params, paths: Paths) -> dict[str, Any]:

@@ -81,7 +81,8 @@ class TrainData(Protocol):
 
     def to(self, device: torch.device) -> TrainData: ...
 
-    def shuffle_device(self, device: torch.device) -> torch.device:
+    @property
+    def shuffle_device(self) -> torch.device:
         """Where the epoch's shuffling generator lives (its state is checkpointed)."""
         ...
 
@@ -108,8 +109,9 @@ class TensorSplits:
         )
         return TensorSplits(x_train, y_train, x_val, y_val)
 
-    def shuffle_device(self, device: torch.device) -> torch.device:
-        return device
+    @property
+    def shuffle_device(self) -> torch.device:
+        return self.x_train.device
 
     def epoch_batches(self, batch: int, generator: torch.Generator) -> Iterator[Batch]:
         n = len(self.x_train)
@@ -365,7 +367,7 @@ def fit(
     optimizer = make_optimizer(model, settings)
     scheduler = make_scheduler(optimizer, settings)
     loss_fn = make_loss(settings.loss)
-    generator = torch.Generator(device=data.shuffle_device(device))
+    generator = torch.Generator(device=data.shuffle_device)
     generator.manual_seed(settings.seed)
     use_amp = settings.amp and device.type == "cuda"
 

@@ -122,7 +122,8 @@ class StreamedSplits:
             device=device,
         )
 
-    def shuffle_device(self, device: torch.device) -> torch.device:
+    @property
+    def shuffle_device(self) -> torch.device:
         return torch.device("cpu")  # chunk order and row order are drawn on the host
 
     def epoch_batches(self, batch: int, generator: torch.Generator) -> Iterator[Batch]:
