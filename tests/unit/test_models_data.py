@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from neuroflow.data.idx import load_idx, read_idx, write_idx
-from neuroflow.data.series import load_series, make_windows, split_chronological
+from neuroflow.data.series import chronological_indices, load_series, make_windows
 from neuroflow.data.sources import SourceError
 from neuroflow.features.image import augment_shifts, fit_image_preprocessor, infer_image_shape
 from neuroflow.features.sequence import fit_sequence_preprocessor, seasonal_naive
@@ -75,7 +75,8 @@ def test_windows_and_chronological_split() -> None:
     ]
     row = windows.iloc[0]
     assert row["lag_6"] == 0 and row["lag_1"] == 5 and row["target"] == 6 and row["time"] == "6"
-    splits = split_chronological(windows, val_fraction=0.15, test_fraction=0.2)
+    positions = chronological_indices(len(windows), val_fraction=0.15, test_fraction=0.2)
+    splits = {name: windows.iloc[rows] for name, rows in positions.items()}
     assert splits["train"]["target"].max() < splits["val"]["target"].min()
     assert splits["val"]["target"].max() < splits["test"]["target"].min()
     assert sum(len(s) for s in splits.values()) == len(windows)

@@ -73,20 +73,20 @@ def make_windows(series: pd.DataFrame, window: int, target: str) -> pd.DataFrame
     return frame
 
 
-def split_chronological(
-    frame: pd.DataFrame, *, val_fraction: float, test_fraction: float
-) -> dict[str, pd.DataFrame]:
-    """Train on the past, validate on what follows, test on the most recent horizon."""
-    n = len(frame)
-    n_test = max(1, round(n * test_fraction))
-    n_val = max(1, round(n * val_fraction))
-    if n - n_test - n_val < 2:
+def chronological_indices(
+    rows: int, *, val_fraction: float, test_fraction: float
+) -> dict[str, np.ndarray]:
+    """Row positions of each split: train on the past, validate on what follows, test on the
+    most recent horizon."""
+    n_test = max(1, round(rows * test_fraction))
+    n_val = max(1, round(rows * val_fraction))
+    if rows - n_test - n_val < 2:
         raise SourceError(
-            f"{n} windows are too few for val/test fractions {val_fraction}/{test_fraction}"
+            f"{rows} windows are too few for val/test fractions {val_fraction}/{test_fraction}"
         )
-    cut_val, cut_test = n - n_test - n_val, n - n_test
+    cut_val, cut_test = rows - n_test - n_val, rows - n_test
     return {
-        "train": frame.iloc[:cut_val].reset_index(drop=True),
-        "val": frame.iloc[cut_val:cut_test].reset_index(drop=True),
-        "test": frame.iloc[cut_test:].reset_index(drop=True),
+        "train": np.arange(cut_val),
+        "val": np.arange(cut_val, cut_test),
+        "test": np.arange(cut_test, rows),
     }

@@ -130,15 +130,11 @@ def run(params: Params, paths: Paths) -> dict[str, Any]:
         raise SourceError(f"{origin}: target column {cfg.target!r} has missing labels, rows {rows}")
 
     if params.task == "forecast":
-        from neuroflow.data.series import split_chronological
+        from neuroflow.data.series import chronological_indices
 
-        # The chronological rule, applied to row positions (time is moved to the schema).
-        blocks = split_chronological(
-            pd.DataFrame({"row": np.arange(len(frame))}),
-            val_fraction=cfg.val_fraction,
-            test_fraction=cfg.test_fraction,
+        positions = chronological_indices(
+            len(frame), val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction
         )
-        positions = {name: block["row"].to_numpy() for name, block in blocks.items()}
     else:
         positions = split_indices(
             frame[cfg.target],
