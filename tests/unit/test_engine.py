@@ -1,6 +1,9 @@
 """The training engine: learns, is deterministic, resumes to identical weights, never unpickles."""
 
+import io
+import logging
 import pickle
+import sys
 from pathlib import Path
 
 import pytest
@@ -166,3 +169,34 @@ def test_cuda_training_with_bf16_autocast() -> None:
     result = fit(build_model(SPEC), blobs(), settings)
     assert result.device.startswith("cuda")
     assert result.history[-1].train_loss < result.history[0].train_loss
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_is_a_bar_with_eta_on_a_terminal_and_log_lines_otherwise(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from rich.progress import Progress, TimeRemainingColumn
+
+    from neuroflow.training.engine import EpochRecord, _Progress
+
+    record = EpochRecord(epoch=1, train_loss=0.5, val_loss=0.4, lr=1e-3, val_accuracy=0.9)
+    monkeypatch.setattr(sys, "stderr", io.StringIO())  # CI, DVC, Prefect: not a terminal
+    with caplog.at_level(logging.INFO, logger="neuroflow.training.engine"):
+        plain = _Progress(total=3, done=0)
+        plain.update(record, 3)
+        plain.close()
+    assert "epoch 1/3 loss=0.5000 val_loss=0.4000 val_acc=0.9000" in caplog.text
+
+    caplog.clear()
+    monkeypatch.setattr(sys, "stderr", _Terminal())
+    with caplog.at_level(logging.INFO, logger="neuroflow.training.engine"):
+        bar = _Progress(total=3, done=0)
+        bar.update(record, 3)
+        bar.close()
+    assert isinstance(bar._bar, Progress)
+    assert any(isinstance(c, TimeRemainingColumn) for c in bar._bar.columns)  # the ETA
+    assert bar._bar.tasks[0].completed == 1 and "epoch 1/3" not in caplog.text
