@@ -1,8 +1,9 @@
 """MLflow tracking for the pipeline: one run spans train → evaluate → export.
 
-`train` opens the run and writes its id to `artifacts/run.json` (a DVC out); `evaluate` and
-`export` log into the same run. Every run carries its lineage: git revision, the data hashes
-from dvc.lock, all resolved params, and the device / CUDA / torch versions.
+`train` opens the run and writes its id to `artifacts/run.json` (a DVC out); `export` logs
+evaluate's results and the model into the same run (evaluate itself writes files only). Every
+run carries its lineage: git revision, the data hashes from dvc.lock, all resolved params, and
+the device / CUDA / torch versions.
 """
 
 from __future__ import annotations

@@ -1,4 +1,8 @@
-"""export: one ONNX graph from raw rows to predictions, parity-checked, registered as challenger."""
+"""export: one ONNX graph from raw rows to predictions, parity-checked, registered as challenger.
+
+It also records `evaluate`'s results in the training run: this is the stage that talks to
+MLflow anyway (see `evaluate.record`).
+"""
 
 from __future__ import annotations
 
@@ -54,6 +58,7 @@ def run(params: Params, paths: Paths) -> dict[str, Any]:
         save_onnx,
     )
     from neuroflow.models.store import load_head
+    from neuroflow.stages import evaluate
     from neuroflow.stages.preprocess import load_preprocessor
 
     schema = read_json(paths.schema)
@@ -71,6 +76,7 @@ def run(params: Params, paths: Paths) -> dict[str, Any]:
     save_onnx(model, paths.onnx)
 
     run_id = tracking.load_run_id(paths.run_info)
+    evaluate.record(paths, run_id)
     metrics = read_json(paths.metrics)
     data_hashes = {
         str(paths.raw_split(s).relative_to(paths.root)): _sha256(paths.raw_split(s)) for s in SPLITS
