@@ -299,3 +299,30 @@ def test_mlflow_pyfunc_predicts_raw_dataframes(tmp_path: Path) -> None:
     np.testing.assert_allclose(
         predicted["prediction"], torch_outputs(pre, head, raw), atol=TOLERANCE
     )
+
+
+def test_requirement_check_still_catches_mismatches_without_the_package_index(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from importlib.metadata import version
+
+    from mlflow.utils import requirements_utils
+
+    from neuroflow.stages.export import _requirements_checked_by_name, pip_requirements
+
+    requirements = pip_requirements()
+    # As in a fresh export process (another test here may have logged a model already).
+    monkeypatch.setattr(requirements_utils, "_MODULES_TO_PACKAGES", None)
+    with _requirements_checked_by_name(requirements):
+        assert set(requirements_utils._MODULES_TO_PACKAGES) == {
+            "mlflow",
+            "onnxruntime",
+            "onnx",
+            "numpy",
+            "pandas",
+        }
+        for requirement in requirements:
+            assert requirements_utils._check_requirement_satisfied(requirement) is None
+        wrong = requirements_utils._check_requirement_satisfied("numpy==0.0.1")
+        assert wrong is not None and wrong.installed_version == version("numpy")
+    assert requirements_utils._MODULES_TO_PACKAGES is None  # MLflow builds its own map later
