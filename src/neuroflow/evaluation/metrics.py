@@ -6,6 +6,8 @@ from typing import Any
 
 import numpy as np
 
+from neuroflow.evaluation import batched
+
 CLASSIFICATION_KEYS = (
     "accuracy",
     "precision_macro",
@@ -24,43 +26,18 @@ def classification_metrics(
 
     `y_true` holds class indices into `classes`; `proba` is (n, n_classes).
     """
-    from sklearn import metrics as skm
-
-    labels = list(range(len(classes)))
-    y_pred = proba.argmax(axis=1)
-    clipped = np.clip(proba, 1e-15, 1.0)
-    clipped = clipped / clipped.sum(axis=1, keepdims=True)
-    overall = {
-        "accuracy": float(skm.accuracy_score(y_true, y_pred)),
-        "precision_macro": float(
-            skm.precision_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)
-        ),
-        "recall_macro": float(
-            skm.recall_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)
-        ),
-        "f1_macro": float(
-            skm.f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)
-        ),
-        "log_loss": float(skm.log_loss(y_true, clipped, labels=labels)),
-    }
-    present = np.unique(y_true)
-    if len(present) < 2:
-        overall["roc_auc"] = float("nan")
-    elif len(classes) == 2:
-        overall["roc_auc"] = float(skm.roc_auc_score(y_true, proba[:, 1]))
-    else:
-        overall["roc_auc"] = float(
-            skm.roc_auc_score(y_true, clipped, multi_class="ovr", average="macro", labels=labels)
-        )
-    prec, rec, f1, support = skm.precision_recall_fscore_support(
-        y_true, y_pred, labels=labels, zero_division=0
-    )
+    y, p = y_true[None, :], proba[None, :, :]  # a batch of one row set
+    overall = {name: float(batched.METRICS[name](y, p)[0]) for name in CLASSIFICATION_KEYS}
+    tp, n_pred, n_true = (a[0] for a in batched.class_counts(y, p))
+    precision = batched.safe_div(tp, n_pred)
+    recall = batched.safe_div(tp, n_true)
+    f1 = batched.safe_div(2 * tp, n_pred + n_true)
     per_class = {
         str(cls): {
-            "precision": float(prec[i]),
-            "recall": float(rec[i]),
+            "precision": float(precision[i]),
+            "recall": float(recall[i]),
             "f1": float(f1[i]),
-            "support": int(support[i]),
+            "support": int(n_true[i]),
         }
         for i, cls in enumerate(classes)
     }
@@ -68,12 +45,13 @@ def classification_metrics(
 
 
 def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
-    from sklearn import metrics as skm
-
+    """RMSE and MAE over all values; R² per output column, averaged (NaN on a constant target)."""
+    y = y_true.reshape(len(y_true), -1).T.astype(np.float64)  # outputs as the batch axis
+    pred = y_pred.reshape(len(y_true), -1).T.astype(np.float64)
     return {
-        "rmse": float(np.sqrt(skm.mean_squared_error(y_true, y_pred))),
-        "mae": float(skm.mean_absolute_error(y_true, y_pred)),
-        "r2": float(skm.r2_score(y_true, y_pred)),
+        "rmse": float(np.sqrt(np.mean((pred - y) ** 2))),
+        "mae": float(np.mean(np.abs(pred - y))),
+        "r2": float(np.mean(batched.r2(y, pred))),
     }
 
 
@@ -103,17 +81,18 @@ def anomaly_metrics(
     is_anomaly: np.ndarray, scores: np.ndarray, threshold: float
 ) -> dict[str, float]:
     """Ranking quality of the score, and the confusion at a threshold chosen on normal rows."""
-    from sklearn import metrics as skm
+    from neuroflow.evaluation.curves import average_precision
 
+    positive = is_anomaly.astype(bool)
     flagged = scores > threshold
-    both = len(np.unique(is_anomaly)) == 2
+    tp = float(np.sum(flagged & positive))
+    n_flagged, n_positive = float(flagged.sum()), float(positive.sum())
+    both = 0 < n_positive < len(positive)
     return {
-        "roc_auc": float(skm.roc_auc_score(is_anomaly, scores)) if both else float("nan"),
-        "average_precision": (
-            float(skm.average_precision_score(is_anomaly, scores)) if both else float("nan")
-        ),
+        "roc_auc": float(batched.binary_auc(positive, scores.astype(np.float64))),
+        "average_precision": average_precision(positive, scores) if both else float("nan"),
         "threshold": float(threshold),
-        "precision": float(skm.precision_score(is_anomaly, flagged, zero_division=0)),
-        "recall": float(skm.recall_score(is_anomaly, flagged, zero_division=0)),
-        "f1": float(skm.f1_score(is_anomaly, flagged, zero_division=0)),
+        "precision": tp / n_flagged if n_flagged else 0.0,
+        "recall": tp / n_positive if n_positive else 0.0,
+        "f1": 2 * tp / (n_flagged + n_positive) if n_flagged + n_positive else 0.0,
     }

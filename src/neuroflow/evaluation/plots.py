@@ -21,12 +21,12 @@ def confusion_rows(y_true: np.ndarray, y_pred: np.ndarray, classes: list[Any]) -
 
 def roc_rows(y_true: np.ndarray, proba: np.ndarray, classes: list[Any]) -> list[dict]:
     """ROC points; for more than two classes, one-vs-rest per class (column `class`)."""
-    from sklearn.metrics import roc_curve
+    from neuroflow.evaluation.curves import roc_curve
 
     rows: list[dict] = []
     positive = [1] if len(classes) == 2 else list(range(len(classes)))
     for idx in positive:
-        truth = (y_true == idx).astype(int)
+        truth = y_true == idx
         if truth.min() == truth.max():
             continue
         fpr, tpr, thr = roc_curve(truth, proba[:, idx])
@@ -80,9 +80,9 @@ def save_history_png(history: list[dict], path: Path) -> None:
 def save_confusion_png(
     y_true: np.ndarray, y_pred: np.ndarray, classes: list[Any], path: Path
 ) -> None:
-    from sklearn.metrics import confusion_matrix
+    from neuroflow.evaluation.curves import confusion_matrix
 
-    matrix = confusion_matrix(y_true, y_pred, labels=list(range(len(classes))))
+    matrix = confusion_matrix(y_true, y_pred, len(classes))
     with _axes(path, figsize=(4 + 0.3 * len(classes), 4 + 0.3 * len(classes))) as ax:
         ax.imshow(matrix, cmap="Blues")
         ticks = range(len(classes))
@@ -120,11 +120,11 @@ def save_residuals_png(y_true: np.ndarray, y_pred: np.ndarray, path: Path) -> No
 def pr_rows(y_true: np.ndarray, scores: np.ndarray, labels: list[str]) -> list[dict]:
     """Precision-recall points per positive class; `scores` is (n, len(labels)), `y_true`
     holds indices into labels (binary: pass only the positive column and label)."""
-    from sklearn.metrics import precision_recall_curve
+    from neuroflow.evaluation.curves import precision_recall_curve
 
     rows: list[dict] = []
     for idx, name in enumerate(labels):
-        truth = (y_true == idx).astype(int) if len(labels) > 1 else y_true.astype(int)
+        truth = y_true == idx if len(labels) > 1 else y_true.astype(bool)
         if truth.min() == truth.max():
             continue
         precision, recall, _ = precision_recall_curve(truth, scores[:, idx])
@@ -211,9 +211,10 @@ def save_decision_boundary_png(
     a 2-D slice through the model's decision function, with the test rows projected on it.
     """
     import torch
-    from sklearn.decomposition import PCA
 
-    pca = PCA(n_components=2).fit(x)
+    from neuroflow.evaluation.curves import PcaPlane
+
+    pca = PcaPlane(x)
     xy = pca.transform(x)
     pad = 0.5
     gx, gy = np.meshgrid(
@@ -228,8 +229,8 @@ def save_decision_boundary_png(
         scatter = ax.scatter(
             xy[:, 0], xy[:, 1], c=y, s=12, cmap="tab10", vmin=0, vmax=9, edgecolors="k"
         )
-        ax.set_xlabel(f"PC1 ({pca.explained_variance_ratio_[0]:.0%} var.)")
-        ax.set_ylabel(f"PC2 ({pca.explained_variance_ratio_[1]:.0%} var.)")
+        ax.set_xlabel(f"PC1 ({pca.explained_variance_ratio[0]:.0%} var.)")
+        ax.set_ylabel(f"PC2 ({pca.explained_variance_ratio[1]:.0%} var.)")
         ax.set_title("Decision regions on the PCA plane (test rows)")
         handles = scatter.legend_elements()[0][: len(classes)]
         ax.legend(handles, [str(c) for c in classes], title="actual", fontsize=7)

@@ -2,8 +2,8 @@
 
 Pure numpy (no MLflow, no onnxruntime): the registry code scores both models on the same frozen
 rows and hands the predictions here. Every metric is computed for a *batch* of resamples at once
-(leading axis = resample), so a 1000-resample bootstrap of ROC AUC costs milliseconds; the values
-match `neuroflow.evaluation.metrics` (a unit test holds them together).
+(leading axis = resample) by the kernels in `neuroflow.evaluation.batched`, the same ones the
+evaluate stage reports with.
 
 The decision, in order (all must pass):
 - smoke: the registered artifact loads and predicts (checked by the caller, passed in here);
@@ -16,7 +16,6 @@ The decision, in order (all must pass):
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -24,6 +23,7 @@ import numpy as np
 
 from neuroflow.config import PromotionConfig
 from neuroflow.errors import ConfigError
+from neuroflow.evaluation import batched
 from neuroflow.evaluation.metrics import CLASSIFICATION_KEYS, REGRESSION_KEYS
 
 # An anomaly score only ranks rows (normal vs not): ROC AUC is the metric it supports.
@@ -37,7 +37,6 @@ METRICS_BY_TASK: dict[str, tuple[str, ...]] = {
 }
 LOWER_IS_BETTER = frozenset({"rmse", "mae", "log_loss"})
 MIN_SLICE_ROWS = 5  # smaller slices are reported but not judged: one row flips them by 20%+
-_EPS = 1e-15
 # Resamples per vectorised block: bounds memory at about 8 MB per (block, rows, classes) array.
 _BLOCK_ELEMENTS = 1_000_000
 
@@ -85,99 +84,6 @@ def check_metric(metric: str, task: str, key: str = "promotion.metric") -> None:
         )
 
 
-# --------------------------------------------------------------------------- batched metrics
-# Each takes y (B, n) and proba (B, n, C) or value (B, n) and returns (B,) values.
-
-
-def _accuracy(y: np.ndarray, proba: np.ndarray) -> np.ndarray:
-    return np.asarray((proba.argmax(axis=-1) == y).mean(axis=-1), dtype=np.float64)
-
-
-def _counts(y: np.ndarray, proba: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    pred = proba.argmax(axis=-1)
-    classes = np.arange(proba.shape[-1])
-    is_pred = pred[..., None] == classes  # (B, n, C)
-    is_true = y[..., None] == classes
-    tp = (is_pred & is_true).sum(axis=1).astype(np.float64)
-    return tp, is_pred.sum(axis=1).astype(np.float64), is_true.sum(axis=1).astype(np.float64)
-
-
-def _safe_div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
-    return np.divide(num, den, out=np.zeros_like(num), where=den > 0)  # zero_division=0
-
-
-def _precision_macro(y: np.ndarray, proba: np.ndarray) -> np.ndarray:
-    tp, n_pred, _ = _counts(y, proba)
-    return np.asarray(_safe_div(tp, n_pred).mean(axis=-1))
-
-
-def _recall_macro(y: np.ndarray, proba: np.ndarray) -> np.ndarray:
-    tp, _, n_true = _counts(y, proba)
-    return np.asarray(_safe_div(tp, n_true).mean(axis=-1))
-
-
-def _f1_macro(y: np.ndarray, proba: np.ndarray) -> np.ndarray:
-    tp, n_pred, n_true = _counts(y, proba)
-    return np.asarray(_safe_div(2 * tp, n_pred + n_true).mean(axis=-1))
-
-
-def _binary_auc(positive: np.ndarray, score: np.ndarray) -> np.ndarray:
-    """Mann-Whitney AUC per row (ties count half); NaN where a row has one class only."""
-    from scipy.stats import rankdata
-
-    ranks = rankdata(score, axis=-1)
-    n_pos = positive.sum(axis=-1).astype(np.float64)
-    n_neg = positive.shape[-1] - n_pos
-    rank_sum = np.where(positive, ranks, 0.0).sum(axis=-1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        auc = (rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
-    return np.asarray(np.where((n_pos > 0) & (n_neg > 0), auc, np.nan))
-
-
-def _roc_auc(y: np.ndarray, proba: np.ndarray) -> np.ndarray:
-    n_classes = proba.shape[-1]
-    if n_classes == 2:
-        return _binary_auc(y == 1, proba[..., 1])
-    # One-vs-rest macro average; undefined (NaN) when a class is absent, like scikit-learn.
-    per_class = np.stack([_binary_auc(y == c, proba[..., c]) for c in range(n_classes)], axis=-1)
-    return np.asarray(per_class.mean(axis=-1))
-
-
-def _log_loss(y: np.ndarray, proba: np.ndarray) -> np.ndarray:
-    clipped = np.clip(proba.astype(np.float64), _EPS, 1.0)
-    clipped = clipped / clipped.sum(axis=-1, keepdims=True)
-    picked = np.take_along_axis(clipped, y[..., None].astype(np.intp), axis=-1)[..., 0]
-    return np.asarray(-np.log(picked).mean(axis=-1))
-
-
-def _rmse(y: np.ndarray, value: np.ndarray) -> np.ndarray:
-    return np.asarray(np.sqrt(((value - y) ** 2).mean(axis=-1)))
-
-
-def _mae(y: np.ndarray, value: np.ndarray) -> np.ndarray:
-    return np.asarray(np.abs(value - y).mean(axis=-1))
-
-
-def _r2(y: np.ndarray, value: np.ndarray) -> np.ndarray:
-    ss_res = ((y - value) ** 2).sum(axis=-1)
-    ss_tot = ((y - y.mean(axis=-1, keepdims=True)) ** 2).sum(axis=-1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.asarray(np.where(ss_tot > 0, 1 - ss_res / ss_tot, np.nan))
-
-
-_METRICS: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
-    "accuracy": _accuracy,
-    "precision_macro": _precision_macro,
-    "recall_macro": _recall_macro,
-    "f1_macro": _f1_macro,
-    "roc_auc": _roc_auc,
-    "log_loss": _log_loss,
-    "rmse": _rmse,
-    "mae": _mae,
-    "r2": _r2,
-}
-
-
 def _batched(metric: str, preds: Predictions, rows: np.ndarray) -> np.ndarray:
     """`metric` on each resample; `rows` is (B, m) row indices."""
     check_metric(metric, preds.task)
@@ -185,8 +91,8 @@ def _batched(metric: str, preds: Predictions, rows: np.ndarray) -> np.ndarray:
     if out is None:
         raise ValueError(f"{preds.task} predictions lack their output array")
     if preds.task == "anomaly":
-        return _binary_auc(preds.y[rows] == 1, out[rows].astype(np.float64))
-    return _METRICS[metric](preds.y[rows], out[rows].astype(np.float64))
+        return batched.binary_auc(preds.y[rows] == 1, out[rows].astype(np.float64))
+    return batched.METRICS[metric](preds.y[rows], out[rows].astype(np.float64))
 
 
 def score(metric: str, preds: Predictions) -> float:
