@@ -147,6 +147,12 @@ def _pipeline(data: dict[str, Any]) -> str:
     if "goals" in data:
         rows = [[k, v["value"], v["goal"], v["met"]] for k, v in data["goals"].items()]
         out.append(_table(["measure", "seconds", "goal (s)", "met"], rows))
+    if data.get("cold_runs"):
+        out.append(
+            "\nCold `dvc repro`, each in a fresh copy: "
+            + ", ".join(f"{v:.2f}" for v in data["cold_runs"])
+            + " s (median above).\n"
+        )
     cli = data["cli_help"]
     out.append(
         f"\n`neuroflow --help`: {_f(cli['median_s'])} s (bare interpreter "
