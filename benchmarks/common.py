@@ -195,18 +195,18 @@ def project_env(root: Path) -> dict[str, str]:
     return env
 
 
-def copy_project(dest: Path) -> Path:
-    """The repo's tracked (and untracked, not ignored) files, without pipeline outputs, as a
-    fresh git repository at `dest`: what a new clone holds."""
+def copy_project(dest: Path, source: Path = ROOT) -> Path:
+    """The tracked (and untracked, not ignored) files of the checkout at `source`, without
+    pipeline outputs, as a fresh git repository at `dest`: what a new clone holds."""
     files = subprocess.run(
         ["git", "ls-files", "-co", "--exclude-standard"],
-        cwd=ROOT,
+        cwd=source,
         capture_output=True,
         text=True,
         check=True,
     ).stdout.splitlines()
     for rel in files:
-        src = ROOT / rel
+        src = source / rel
         if not src.is_file() or rel.startswith(_OUTPUTS) or rel in ("dvc.lock", "mlflow.db"):
             continue
         (dest / rel).parent.mkdir(parents=True, exist_ok=True)

@@ -128,6 +128,9 @@ class TrainConfig(_Section):
     streaming: Literal["auto", "always", "never"] = "auto"
     in_memory_max_mb: int = Field(4096, gt=0)
     stream_chunk_rows: int = Field(65_536, gt=1)
+    # A checkpoint once this many seconds have passed since the last (and after the last epoch):
+    # a crash loses at most this much training. 0 = after every epoch.
+    checkpoint_every_s: float = Field(5.0, ge=0)
 
 
 class CVConfig(_Section):

@@ -77,7 +77,8 @@ def baseline(tmp_path_factory: pytest.TempPathFactory) -> Path:
         {
             "data": {"source": "csv", "path": SOURCE, "target": "label"},
             "validate": {"suite": "data/suites/input.json"},
-            "train": {**FAST_TRAIN, "epochs": EPOCHS, "patience": EPOCHS},
+            # A checkpoint after every epoch: the kill tests stop training between two.
+            "train": {**FAST_TRAIN, "epochs": EPOCHS, "patience": EPOCHS, "checkpoint_every_s": 0},
             "registry": {"model_name": "faults-model"},
         },
     )

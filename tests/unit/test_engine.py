@@ -200,3 +200,23 @@ def test_progress_is_a_bar_with_eta_on_a_terminal_and_log_lines_otherwise(
     assert isinstance(bar._bar, Progress)
     assert any(isinstance(c, TimeRemainingColumn) for c in bar._bar.columns)  # the ETA
     assert bar._bar.tasks[0].completed == 1 and "epoch 1/3" not in caplog.text
+
+
+def test_checkpoints_are_spaced_in_time_and_the_last_epoch_is_always_kept(
+    tmp_path: Path,
+) -> None:
+    ckpt = tmp_path / CHECKPOINT_NAME
+    saved: list[int] = []  # the checkpoint's epoch as each epoch ends (0 = none yet)
+
+    def note(_: object) -> None:
+        saved.append(load_checkpoint(ckpt).epoch if ckpt.exists() else 0)
+
+    # Millisecond epochs and an hour's interval: the final epoch alone is written.
+    run = dict(checkpoint_dir=tmp_path, fingerprint="f", on_epoch=note)
+    fit(build_model(SPEC), blobs(), SETTINGS, checkpoint_every_s=3600, **run)
+    assert saved == [0] * (len(saved) - 1) + [len(saved)]
+
+    ckpt.unlink()
+    saved.clear()
+    fit(build_model(SPEC), blobs(), SETTINGS, **run)  # interval 0: after every epoch
+    assert saved == list(range(1, len(saved) + 1))

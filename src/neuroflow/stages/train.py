@@ -292,6 +292,7 @@ def _train(params: Params, paths: Paths, ctx: DistributedContext | None) -> dict
         data,
         settings,
         checkpoint_dir=paths.checkpoint_dir,
+        checkpoint_every_s=params.train.checkpoint_every_s,
         fingerprint=fingerprint,
         distributed=ctx,
     )

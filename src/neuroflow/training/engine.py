@@ -344,15 +344,19 @@ def fit(
     settings: TrainSettings,
     *,
     checkpoint_dir: Path | None = None,
+    checkpoint_every_s: float = 0.0,
     fingerprint: str = "",
     on_epoch: Callable[[EpochRecord], None] | None = None,
     distributed: DistributedContext | None = None,
 ) -> FitResult:
     """Train `model` in place; on return it holds the weights of the best validation epoch.
 
-    With `checkpoint_dir`, a checkpoint is written atomically after every epoch and a run with
-    the same `fingerprint` (config + data identity) resumes from it, ending with the same
-    weights an uninterrupted run would have (given deterministic mode on CPU).
+    With `checkpoint_dir`, a checkpoint is written atomically after an epoch once at least
+    `checkpoint_every_s` seconds have passed since the last one (0: after every epoch), and
+    always after the last epoch; a run with the same `fingerprint` (config + data identity)
+    resumes from it, ending with the same weights an uninterrupted run would have (given
+    deterministic mode on CPU). A crash loses at most that interval of training, and epochs of
+    milliseconds are not slowed down by a file write each.
 
     With `distributed` (under torchrun), the training rows are this rank's shard: the model trains
     wrapped in DDP, the epoch loss is summed over ranks, and rank 0 alone writes checkpoints.
@@ -414,6 +418,7 @@ def fit(
     if distributed is not None:
         distributed.check_agree("the epoch to resume from", start_epoch, device)
         net, world = distributed.wrap(model, device), distributed.world_size
+    last_checkpoint = time.monotonic()
     try:
         for epoch in range(start_epoch + 1, settings.epochs + 1):
             if stopped_early:
@@ -480,7 +485,12 @@ def fit(
             else:
                 bad_epochs += 1
             stopped_early = bad_epochs >= settings.patience
-            if ckpt_path is not None and (distributed is None or distributed.is_main):
+            due = (
+                stopped_early
+                or epoch == settings.epochs
+                or time.monotonic() - last_checkpoint >= checkpoint_every_s
+            )
+            if ckpt_path is not None and due and (distributed is None or distributed.is_main):
                 save_checkpoint(
                     ckpt_path.parent,
                     TrainingState(
@@ -499,6 +509,7 @@ def fit(
                         },
                     ),
                 )
+                last_checkpoint = time.monotonic()
             progress.update(record, settings.epochs)
             if on_epoch is not None:
                 on_epoch(record)
