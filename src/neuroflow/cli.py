@@ -251,7 +251,7 @@ def _register_extensions() -> None:
         importlib.import_module(name).register(app)
 
 
-def _exit_now(code: int | str | None) -> NoReturn:
+def _exit_now(code: object) -> NoReturn:
     """End the process without the interpreter's module teardown.
 
     Tearing down torch, MLflow, Great Expectations and scikit-learn costs a stage process
@@ -266,7 +266,7 @@ def _exit_now(code: int | str | None) -> NoReturn:
     others = [t for t in threading.enumerate() if t is not threading.main_thread()]
     if any(t.is_alive() and not t.daemon for t in others):
         sys.exit(code)
-    if isinstance(code, str):  # sys.exit("message"): printed, status 1
+    if code is not None and not isinstance(code, int):  # sys.exit("message"): printed, status 1
         print(code, file=sys.stderr)
         code = 1
     atexit._run_exitfuncs()

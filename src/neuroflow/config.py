@@ -129,7 +129,7 @@ class TrainConfig(_Section):
     in_memory_max_mb: int = Field(4096, gt=0)
     stream_chunk_rows: int = Field(65_536, gt=1)
     # A checkpoint once this many seconds have passed since the last (and after the last epoch):
-    # a crash loses at most this much training. 0 = after every epoch.
+    # a crash loses about this much training plus the epoch in progress. 0 = every epoch.
     checkpoint_every_s: float = Field(5.0, ge=0)
 
 

@@ -198,6 +198,18 @@ def log_artifacts(root: Path, run_id: str, files: list[Path], artifact_path: str
             mlc.log_artifact(run_id, str(file), artifact_path)
 
 
+def record_evaluation(root: Path, run_id: str, metrics_file: Path, report_dir: Path) -> None:
+    """Log what the evaluate stage wrote into the training run: test and per-class metrics,
+    the report's PNGs (under `plots/`) and metrics.json itself (under `metrics/`)."""
+    result = read_json(metrics_file)
+    rows = [(f"test_{k}", v, 0) for k, v in result["test"].items() if v is not None]
+    for cls, values in result.get("per_class", {}).items():
+        rows += [(f"test_{k}_class_{cls}", v, 0) for k, v in values.items() if k != "support"]
+    log_metrics(root, run_id, rows)
+    log_artifacts(root, run_id, sorted(report_dir.glob("*.png")), "plots")
+    log_artifacts(root, run_id, [metrics_file], "metrics")
+
+
 def set_tags(root: Path, run_id: str, tags: dict[str, str]) -> None:
     from mlflow.entities import RunTag
 

@@ -33,8 +33,6 @@ def test_classification_metrics(n_classes: int, decimals: int) -> None:
     labels = list(range(n_classes))
     overall, per_class = classification_metrics(y, proba, labels)
     pred = proba.argmax(axis=1)
-    clipped = np.clip(proba, 1e-15, 1.0)
-    clipped /= clipped.sum(axis=1, keepdims=True)
     auc = (
         skm.roc_auc_score(y, proba[:, 1])
         if n_classes == 2
@@ -48,7 +46,7 @@ def test_classification_metrics(n_classes: int, decimals: int) -> None:
         "recall_macro": skm.recall_score(y, pred, labels=labels, average="macro", zero_division=0),
         "f1_macro": skm.f1_score(y, pred, labels=labels, average="macro", zero_division=0),
         "roc_auc": auc,
-        "log_loss": skm.log_loss(y, clipped, labels=labels),
+        "log_loss": skm.log_loss(y, proba, labels=labels),
     }
     assert overall == pytest.approx(expected, abs=1e-12)
     prec, rec, f1, support = skm.precision_recall_fscore_support(
@@ -58,6 +56,24 @@ def test_classification_metrics(n_classes: int, decimals: int) -> None:
         assert per_class[str(i)] == pytest.approx(
             {"precision": prec[i], "recall": rec[i], "f1": f1[i], "support": support[i]}
         )
+
+
+def test_log_loss_clips_float32_probabilities_like_sklearn() -> None:
+    logits = np.array([[20.0, -20.0], [1.0, 0.0], [0.0, 2.0], [-30.0, 30.0]])
+    proba = (np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)).astype(np.float32)
+    y = np.array([1, 0, 1, 1])  # the first row is confidently wrong: its p is clipped
+    overall, _ = classification_metrics(y, proba, [0, 1])
+    assert overall["log_loss"] == pytest.approx(skm.log_loss(y, proba), rel=1e-6)
+
+
+def test_nan_scores_leave_roc_auc_undefined() -> None:
+    rng = np.random.default_rng(4)
+    y = rng.integers(0, 2, size=50)
+    proba = _proba(rng, y, 2, 8)
+    proba[::7] = np.nan  # a model that emits NaN on some rows
+    overall, _ = classification_metrics(y, proba, [0, 1])
+    assert np.isnan(overall["roc_auc"])
+    assert np.isnan(anomaly_metrics(y, proba[:, 1], 0.5)["roc_auc"])
 
 
 def test_a_class_never_predicted_scores_zero_not_an_error() -> None:

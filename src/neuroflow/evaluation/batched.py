@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-_EPS = 1e-15
+_EPS = float(np.finfo(np.float32).eps)
 
 
 def accuracy(y: np.ndarray, proba: np.ndarray) -> np.ndarray:
@@ -70,14 +70,16 @@ def average_ranks(score: np.ndarray) -> np.ndarray:
 
 
 def binary_auc(positive: np.ndarray, score: np.ndarray) -> np.ndarray:
-    """Mann-Whitney AUC (ties count half); NaN where a row set has one class only."""
+    """Mann-Whitney AUC (ties count half); NaN where a row set has one class only, or any NaN
+    score (a model emitting NaN must not be ranked as if its NaNs were the highest scores)."""
     ranks = average_ranks(score)
     n_pos = positive.sum(axis=-1).astype(np.float64)
     n_neg = positive.shape[-1] - n_pos
     rank_sum = np.where(positive, ranks, 0.0).sum(axis=-1)
     with np.errstate(divide="ignore", invalid="ignore"):
         auc = (rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
-    return np.asarray(np.where((n_pos > 0) & (n_neg > 0), auc, np.nan))
+    defined = (n_pos > 0) & (n_neg > 0) & ~np.isnan(score).any(axis=-1)
+    return np.asarray(np.where(defined, auc, np.nan))
 
 
 def roc_auc(y: np.ndarray, proba: np.ndarray) -> np.ndarray:
@@ -90,10 +92,11 @@ def roc_auc(y: np.ndarray, proba: np.ndarray) -> np.ndarray:
 
 
 def log_loss(y: np.ndarray, proba: np.ndarray) -> np.ndarray:
-    clipped = np.clip(proba.astype(np.float64), _EPS, 1.0)
-    clipped = clipped / clipped.sum(axis=-1, keepdims=True)
-    picked = np.take_along_axis(clipped, y[..., None].astype(np.intp), axis=-1)[..., 0]
-    return np.asarray(-np.log(picked).mean(axis=-1))
+    """Mean -log p(true class), p clipped to [eps, 1 - eps] with float32's eps: the models emit
+    float32 probabilities, and that is scikit-learn's clip for them, whatever dtype arrives."""
+    picked = np.take_along_axis(proba, y[..., None].astype(np.intp), axis=-1)[..., 0]
+    clipped = np.clip(picked.astype(np.float64), _EPS, 1.0 - _EPS)
+    return np.asarray(-np.log(clipped).mean(axis=-1))
 
 
 def rmse(y: np.ndarray, value: np.ndarray) -> np.ndarray:

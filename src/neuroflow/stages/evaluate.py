@@ -1,7 +1,8 @@
 """evaluate: test-split metrics (DVC metrics under `test`), per-class metrics, plots.
 
 The stage writes files only. `export`, which talks to MLflow anyway, records them in the
-training run (`record`): importing MLflow and opening its store here would cost ~2.5 s.
+training run (`tracking.record_evaluation`): importing MLflow and opening its store here would
+cost ~2.5 s.
 """
 
 from __future__ import annotations
@@ -55,6 +56,8 @@ def run(params: Params, paths: Paths) -> dict[str, Any]:
     output = predict(head, x_test)
     run_id = tracking.load_run_id(paths.run_info)
     paths.report_dir.mkdir(parents=True, exist_ok=True)
+    for stale in paths.report_dir.glob("*.png"):  # an earlier run's (another task's) pictures
+        stale.unlink()
     pngs = [paths.report_dir / "history.png"]
     plots.save_history_png(read_json(paths.history), pngs[0])
 
@@ -121,17 +124,3 @@ def run(params: Params, paths: Paths) -> dict[str, Any]:
         ", ".join(f"{k}={v:.4f}" for k, v in result["test"].items() if v is not None),
     )
     return result
-
-
-def record(paths: Paths, run_id: str) -> None:
-    """Log what `run` wrote into the training run: test and per-class metrics, the report's
-    PNGs (under `plots/`) and metrics.json (under `metrics/`)."""
-    from neuroflow import tracking
-
-    result = read_json(paths.metrics)
-    rows = [(f"test_{k}", v, 0) for k, v in result["test"].items() if v is not None]
-    for cls, values in result.get("per_class", {}).items():
-        rows += [(f"test_{k}_class_{cls}", v, 0) for k, v in values.items() if k != "support"]
-    tracking.log_metrics(paths.root, run_id, rows)
-    tracking.log_artifacts(paths.root, run_id, sorted(paths.report_dir.glob("*.png")), "plots")
-    tracking.log_artifacts(paths.root, run_id, [paths.metrics], "metrics")

@@ -1,7 +1,7 @@
 """export: one ONNX graph from raw rows to predictions, parity-checked, registered as challenger.
 
 It also records `evaluate`'s results in the training run: this is the stage that talks to
-MLflow anyway (see `evaluate.record`).
+MLflow anyway (`tracking.record_evaluation`).
 """
 
 from __future__ import annotations
@@ -86,9 +86,11 @@ def run(params: Params, paths: Paths) -> dict[str, Any]:
         save_onnx,
     )
     from neuroflow.models.store import load_head
-    from neuroflow.stages import evaluate
     from neuroflow.stages.preprocess import load_preprocessor
 
+    # Evaluate's results go into the run first: a failed export still leaves them recorded.
+    run_id = tracking.load_run_id(paths.run_info)
+    tracking.record_evaluation(paths.root, run_id, paths.metrics, paths.report_dir)
     schema = read_json(paths.schema)
     pre = load_preprocessor(paths)
     spec, head = load_head(paths.weights, paths.model_spec)
@@ -103,8 +105,6 @@ def run(params: Params, paths: Paths) -> dict[str, Any]:
         )
     save_onnx(model, paths.onnx)
 
-    run_id = tracking.load_run_id(paths.run_info)
-    evaluate.record(paths, run_id)
     metrics = read_json(paths.metrics)
     data_hashes = {
         str(paths.raw_split(s).relative_to(paths.root)): _sha256(paths.raw_split(s)) for s in SPLITS

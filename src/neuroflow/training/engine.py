@@ -355,8 +355,8 @@ def fit(
     `checkpoint_every_s` seconds have passed since the last one (0: after every epoch), and
     always after the last epoch; a run with the same `fingerprint` (config + data identity)
     resumes from it, ending with the same weights an uninterrupted run would have (given
-    deterministic mode on CPU). A crash loses at most that interval of training, and epochs of
-    milliseconds are not slowed down by a file write each.
+    deterministic mode on CPU). A crash loses about that interval of training (plus the epoch in
+    progress), and epochs of milliseconds are not slowed down by a file write each.
 
     With `distributed` (under torchrun), the training rows are this rank's shard: the model trains
     wrapped in DDP, the epoch loss is summed over ranks, and rank 0 alone writes checkpoints.
