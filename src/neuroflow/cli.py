@@ -251,7 +251,7 @@ def _register_extensions() -> None:
         importlib.import_module(name).register(app)
 
 
-def _exit_now(code: object) -> NoReturn:
+def _exit_now(code: str | int | None) -> NoReturn:
     """End the process without the interpreter's module teardown.
 
     Tearing down torch, MLflow, Great Expectations and scikit-learn costs a stage process
@@ -284,7 +284,8 @@ def main() -> None:
     try:
         app()
     except SystemExit as exc:
-        _exit_now(exc.code)
+        # SystemExit.code may be any object; like the interpreter, print a non-int, status 1.
+        _exit_now(exc.code if exc.code is None or isinstance(exc.code, int) else str(exc.code))
     _exit_now(0)
 
 
