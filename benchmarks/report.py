@@ -329,7 +329,8 @@ def _generic(data: dict[str, Any]) -> str:
         for k, v in sorted(data.items())
         if isinstance(v, int | float) and not isinstance(v, bool)
     ]
-    return _table(["measure", "value"], rows[:40]) if rows else "_No scalar figures._\n"
+    scalars = _table(["measure", "value"], rows[:40]) if rows else "_No scalar figures._\n"
+    return "".join(parts) + scalars  # the note, if any, above the figures
 
 
 RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
