@@ -18,50 +18,14 @@ from typing import Any
 import pytest
 import yaml
 
+# What a fresh clone holds, as a new git repo: the one copy, shared with the benchmarks.
+from benchmarks.common import copy_project as copy_project
+
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
-PIPELINE_OUTPUTS = (
-    "data/raw",
-    "data/processed",
-    "data/validated",
-    "artifacts/",
-    "reports/",
-    "mlruns/",
-    "benchmarks/results/tmp",
-)
-
 # Fast settings for tests: the real config, shrunk (few epochs, CPU, deterministic).
 FAST_TRAIN = {"epochs": 12, "patience": 5, "device": "cpu"}
-
-
-def tracked_files() -> list[str]:
-    out = subprocess.run(
-        ["git", "ls-files", "-co", "--exclude-standard"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return [f for f in out.stdout.splitlines() if (REPO / f).is_file()]
-
-
-def copy_project(dest: Path) -> Path:
-    """The repo's tracked (and untracked, not ignored) files in a fresh git repo at `dest`."""
-    for rel in tracked_files():
-        if rel.startswith(PIPELINE_OUTPUTS) or rel == "dvc.lock":
-            continue  # the copy runs the pipeline from scratch
-        target = dest / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(REPO / rel, target)
-    env = clean_env(dest)
-    for cmd in (
-        ["git", "init", "-q", "-b", "main"],
-        ["git", "add", "-A"],
-        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"],
-    ):
-        subprocess.run(cmd, cwd=dest, check=True, env=env)
-    return dest
 
 
 def clean_env(root: Path, **extra: str) -> dict[str, str]:

@@ -251,7 +251,7 @@ def _register_extensions() -> None:
         importlib.import_module(name).register(app)
 
 
-def _exit_now(code: str | int | None) -> NoReturn:
+def _exit_now(code: int | None) -> NoReturn:
     """End the process without the interpreter's module teardown.
 
     Tearing down torch, MLflow, Great Expectations and scikit-learn costs a stage process
@@ -266,9 +266,6 @@ def _exit_now(code: str | int | None) -> NoReturn:
     others = [t for t in threading.enumerate() if t is not threading.main_thread()]
     if any(t.is_alive() and not t.daemon for t in others):
         sys.exit(code)
-    if code is not None and not isinstance(code, int):  # sys.exit("message"): printed, status 1
-        print(code, file=sys.stderr)
-        code = 1
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         # A closed stream or a broken pipe: nothing is left to flush into.
@@ -284,8 +281,10 @@ def main() -> None:
     try:
         app()
     except SystemExit as exc:
-        # SystemExit.code may be any object; like the interpreter, print a non-int, status 1.
-        _exit_now(exc.code if exc.code is None or isinstance(exc.code, int) else str(exc.code))
+        if exc.code is None or isinstance(exc.code, int):
+            _exit_now(exc.code)
+        sys.stderr.write(f"{exc.code}\n")  # like the interpreter: a non-int code is a message
+        _exit_now(1)
     _exit_now(0)
 
 

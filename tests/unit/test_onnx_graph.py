@@ -313,7 +313,7 @@ def test_requirement_check_still_catches_mismatches_without_the_package_index(
     requirements = pip_requirements()
     # As in a fresh export process (another test here may have logged a model already).
     monkeypatch.setattr(requirements_utils, "_MODULES_TO_PACKAGES", None)
-    with _requirements_checked_by_name(requirements):
+    with _requirements_checked_by_name():
         assert set(requirements_utils._MODULES_TO_PACKAGES) == {
             "mlflow",
             "onnxruntime",

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -37,36 +36,34 @@ def _sha256(path: Any) -> str:
     return digest.hexdigest()
 
 
+# What the exported model needs at serving time; each one's module is named like its package.
+MODEL_PACKAGES = ("onnxruntime", "onnx", "numpy", "pandas")
+
+
 def pip_requirements() -> list[str]:
     """Explicit, so MLflow skips its slow requirement inference."""
     from importlib.metadata import version
 
-    return [
-        f"onnxruntime=={version('onnxruntime')}",
-        f"onnx=={version('onnx')}",
-        f"numpy=={version('numpy')}",
-        f"pandas=={version('pandas')}",
-    ]
+    return [f"{name}=={version(name)}" for name in MODEL_PACKAGES]
 
 
 @contextmanager
-def _requirements_checked_by_name(requirements: list[str]) -> Iterator[None]:
+def _requirements_checked_by_name() -> Iterator[None]:
     """Let MLflow check our explicit requirements without indexing every installed package.
 
     Before logging a model, MLflow checks its pip requirements against the environment, and to
     do so first maps every module of every installed distribution to its package: 1.3 s at our
-    ~260 packages, spent on a map it then consults for five names whose module names are their
-    package names (it reads versions from package metadata). Handing it that map for the
-    duration of the call keeps the check and skips the index; if MLflow has already built its
-    map, or keeps it elsewhere in a later release, nothing changes.
+    ~260 packages, spent on a map it then consults for our few names (MLflow's own included),
+    whose module names are their package names (it reads versions from package metadata).
+    Handing it that map for the duration of the call keeps the check and skips the index; if
+    MLflow has already built its map, or keeps it elsewhere in a later release, nothing changes.
     """
     from mlflow.utils import requirements_utils
 
     if getattr(requirements_utils, "_MODULES_TO_PACKAGES", ...) is not None:
         yield
         return
-    names = ["mlflow", *(re.split(r"[<>=!~ ;\[]", r, maxsplit=1)[0] for r in requirements)]
-    known: Any = {name: [name] for name in names}  # MLflow annotates the global as None
+    known: Any = {name: [name] for name in ("mlflow", *MODEL_PACKAGES)}  # typed None upstream
     requirements_utils._MODULES_TO_PACKAGES = known
     try:
         yield
@@ -119,7 +116,7 @@ def run(params: Params, paths: Paths) -> dict[str, Any]:
     mlc = tracking.client(paths.root)
     requirements = pip_requirements()
     with tracking.reachable(mlflow.get_tracking_uri()):
-        with mlflow.start_run(run_id=run_id), _requirements_checked_by_name(requirements):
+        with mlflow.start_run(run_id=run_id), _requirements_checked_by_name():
             info = mlflow.onnx.log_model(
                 model,
                 name="model",
