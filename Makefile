@@ -70,7 +70,7 @@ lock: ## Re-resolve the dependency set into requirements.lock (needs the package
 bench-smoke: $(STAMP) ## Tiny run of every benchmark into a temp dir (what CI checks)
 	$(BIN)/python -m benchmarks.run --smoke
 
-clean: ## Remove pipeline outputs (keeps .venv, the DVC cache and mlflow.db)
-	rm -rf artifacts
+clean: ## Remove pipeline outputs in artifacts/ that git ignores (keeps tracked metrics, .venv, the DVC cache, mlflow.db)
+	git clean -fdX -- artifacts
 
 .PHONY: help venv run test test-fast lint format ui bench bench-smoke lock clean

@@ -128,9 +128,23 @@ class TrainConfig(_Section):
     streaming: Literal["auto", "always", "never"] = "auto"
     in_memory_max_mb: int = Field(4096, gt=0)
     stream_chunk_rows: int = Field(65_536, gt=1)
+
+
+class RuntimeConfig(_Section):
+    """How stages run, never what they produce.
+
+    No stage lists this section in dvc.yaml, so changing a key here re-runs nothing.
+    """
+
     # A checkpoint once this many seconds have passed since the last (and after the last epoch):
     # a crash loses about this much training plus the epoch in progress. 0 = every epoch.
+    # Resuming is exact, so the cadence cannot change the trained weights.
     checkpoint_every_s: float = Field(5.0, ge=0)
+    # Torch intra-op threads for training on CPU. 0 = one thread unless every core is clearly
+    # faster, timed on the model's forward pass: small networks train several times faster on one
+    # thread, and stall at OpenMP barriers with more threads than idle cores. The count changes
+    # speed, not the trained bits (MKL splits these GEMMs by rows; tests/unit/test_engine.py).
+    cpu_threads: int = Field(0, ge=0)
 
 
 class CVConfig(_Section):
@@ -207,6 +221,7 @@ class Params(_Section):
     export: ExportConfig = ExportConfig()
     registry: RegistryConfig = RegistryConfig()
     promotion: PromotionConfig = PromotionConfig()
+    runtime: RuntimeConfig = RuntimeConfig()
     cv: CVConfig = CVConfig()
     tune: TuneConfig = TuneConfig()
 

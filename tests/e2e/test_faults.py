@@ -78,7 +78,8 @@ def baseline(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "data": {"source": "csv", "path": SOURCE, "target": "label"},
             "validate": {"suite": "data/suites/input.json"},
             # A checkpoint after every epoch: the kill tests stop training between two.
-            "train": {**FAST_TRAIN, "epochs": EPOCHS, "patience": EPOCHS, "checkpoint_every_s": 0},
+            "train": {**FAST_TRAIN, "epochs": EPOCHS, "patience": EPOCHS},
+            "runtime": {"checkpoint_every_s": 0},
             "registry": {"model_name": "faults-model"},
         },
     )

@@ -206,11 +206,13 @@ def test_gate_first_better_worse_dry_run_and_rollback(
     v1 = store.register(models["noise"])
     first = promotion.promote(p, root)
     assert first.decision == "rejected" and "threshold accuracy" in first.message
+    assert not first.would_promote
     assert store.champion() is None
 
     v2 = store.register(models["ok"])
     out = promotion.promote(p, root)
     assert out.decision == "promoted" and store.champion() == v2
+    assert out.would_promote  # the gate's decision, the same key as a dry run's JSON
     assert out.gate is not None and out.gate.comparison is None and out.gate.thresholds
 
     # A better challenger, judged on the same frozen rows (paired), with slices by site.

@@ -61,3 +61,16 @@ def test_paths_are_rooted_and_distinct(tmp_path: Path) -> None:
     ]
     assert len(set(files)) == len(files)
     assert all(tmp_path in f.parents for f in files)
+
+
+def test_runtime_settings_are_read_but_no_stage_depends_on_them() -> None:
+    # Changing how a stage runs (checkpoint cadence) must not re-run it under DVC.
+    import yaml
+
+    params = load_params(REPO / "params.yaml")
+    assert params.runtime.checkpoint_every_s > 0
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    listed = [str(key) for stage in stages.values() for key in stage.get("params", [])]
+    assert listed and not [key for key in listed if key.split(".")[0] == "runtime"]
+    with pytest.raises(ValueError, match="checkpoint_every_s"):
+        Params.model_validate({"train": {"checkpoint_every_s": 1.0}})

@@ -1,5 +1,6 @@
 """The training engine: learns, is deterministic, resumes to identical weights, never unpickles."""
 
+import dataclasses
 import io
 import logging
 import pickle
@@ -220,3 +221,39 @@ def test_checkpoints_are_spaced_in_time_and_the_last_epoch_is_always_kept(
     saved.clear()
     fit(build_model(SPEC), blobs(), SETTINGS, **run)  # interval 0: after every epoch
     assert saved == list(range(1, len(saved) + 1))
+
+
+def test_thread_probe_honours_a_request_and_leaves_the_model_untouched() -> None:
+    from neuroflow.training.device import pick_cpu_threads
+
+    torch.manual_seed(0)
+    model = build_model(SPEC).train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    rng = torch.get_rng_state()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        assert pick_cpu_threads(model, blobs().x_val, requested=3) == 3
+        assert pick_cpu_threads(model, blobs().x_val) in (1, 2)
+        assert torch.get_num_threads() == 2  # the probe gives the setting back
+    finally:
+        torch.set_num_threads(threads)
+    assert model.training  # dropout still on: the probe ran in eval mode and switched back
+    assert torch.equal(torch.get_rng_state(), rng)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_thread_count_changes_speed_not_weights() -> None:
+    # runtime.cpu_threads is outside every stage's DVC params: one or two threads must give
+    # the same trained bits, and fit must hand the process's thread setting back.
+    threads = torch.get_num_threads()
+    models, used = [], []
+    for n in (1, 2):
+        torch.manual_seed(0)
+        model = build_model(SPEC)
+        settings = dataclasses.replace(SETTINGS, threads=n)
+        used.append(fit(model, blobs(), settings).threads)
+        models.append(model)
+        assert torch.get_num_threads() == threads
+    assert used == [1, 2]
+    assert same_weights(*models)

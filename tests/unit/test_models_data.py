@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -186,3 +187,21 @@ def test_regression_bins_stratify_on_target_quantiles() -> None:
     )
     edges = np.digitize(splits["test"]["target"], [40, 80, 120, 160])
     assert np.bincount(edges, minlength=5).tolist() == [8] * 5  # 8 test rows per quintile
+
+
+def test_an_input_file_dvc_does_not_track_is_flagged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from neuroflow.config import Params
+    from neuroflow.stages.ingest import load_source
+
+    rows = "a,b,target\n" + "".join(f"{i},{i % 3},{i % 2}\n" for i in range(20))
+    for place, flagged in (("data/my.csv", True), ("data/external/my.csv", False)):
+        (tmp_path / place).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / place).write_text(rows)
+        params = Params.model_validate({"data": {"source": "csv", "path": place}})
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="neuroflow.stages.ingest"):
+            frame, _ = load_source(params, tmp_path)
+        assert len(frame) == 20
+        assert ("outside data/external/" in caplog.text) is flagged, place

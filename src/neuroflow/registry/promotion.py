@@ -63,7 +63,7 @@ class Outcome:
     gate: GateResult | None = None
     evaluation: dict[str, Any] = field(default_factory=dict)
     ledger_run_id: str = ""
-    would_promote: bool = False  # dry run: what the gate decided
+    would_promote: bool = False  # what the gate decided (a dry run stops there)
 
     def to_json(self) -> dict[str, Any]:
         out = {k: v for k, v in self.__dict__.items() if k != "gate"}
@@ -215,9 +215,9 @@ def _promote(
     history = ledger.entries(client, name)
     with scratch_dir() as tmp:
         gate, evaluation = evaluate(client, params, root, name, challenger, champion, Path(tmp))
-    outcome.gate, outcome.evaluation = gate, evaluation
+    outcome.gate, outcome.evaluation, outcome.would_promote = gate, evaluation, gate.promote
     if dry_run:
-        outcome.decision, outcome.would_promote = DRY_RUN, gate.promote
+        outcome.decision = DRY_RUN
         outcome.message = f"dry run: would {'promote' if gate.promote else 'reject'}: {gate.reason}"
         return outcome
 

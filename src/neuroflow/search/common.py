@@ -10,12 +10,6 @@ from neuroflow.config import Params, Paths
 from neuroflow.io import read_json
 
 
-def load_arrays(paths: Paths, split: str) -> tuple[np.ndarray, np.ndarray]:
-    from neuroflow.stages.train import load_split
-
-    return load_split(paths, split)
-
-
 def fit_once(
     params: Params,
     schema: dict[str, Any],

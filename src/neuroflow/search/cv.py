@@ -16,7 +16,8 @@ import numpy as np
 
 from neuroflow.config import Params, Paths
 from neuroflow.io import write_json
-from neuroflow.search.common import context, fit_once, load_arrays, score
+from neuroflow.processed import load_split
+from neuroflow.search.common import context, fit_once, score
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +36,8 @@ def fold_indices(params: Params, y: np.ndarray, folds: int) -> list[tuple[np.nda
 
 def cross_validate(params: Params, paths: Paths) -> dict[str, Any]:
     schema, affine = context(paths)
-    x_tr, y_tr = load_arrays(paths, "train")
-    x_va, y_va = load_arrays(paths, "val")
+    x_tr, y_tr = load_split(paths, "train")
+    x_va, y_va = load_split(paths, "val")
     x, y = np.concatenate([x_tr, x_va]), np.concatenate([y_tr, y_va])
     per_fold: list[dict[str, float]] = []
     for k, (train_idx, val_idx) in enumerate(fold_indices(params, y, params.cv.folds)):

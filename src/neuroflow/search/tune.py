@@ -15,7 +15,8 @@ from typing import Any
 from neuroflow.config import Params, Paths
 from neuroflow.errors import ConfigError
 from neuroflow.io import write_text
-from neuroflow.search.common import context, fit_once, load_arrays
+from neuroflow.processed import load_split
+from neuroflow.search.common import context, fit_once
 
 log = logging.getLogger(__name__)
 
@@ -96,8 +97,8 @@ def tune(params: Params, paths: Paths, trials: int | None = None) -> dict[str, A
     _check_space(cfg.space)
     n_trials = trials or cfg.trials
     schema, affine = context(paths)
-    x_tr, y_tr = load_arrays(paths, "train")
-    x_va, y_va = load_arrays(paths, "val")
+    x_tr, y_tr = load_split(paths, "train")
+    x_va, y_va = load_split(paths, "val")
     base = params.model_dump(by_alias=True, mode="json")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 

@@ -26,12 +26,6 @@ PLOT_FILES = ("confusion", "roc", "pr", "calibration", "residuals", "forecast")
 BOUNDARY_MAX_POINTS = 50_000
 
 
-def load_tensor(paths: Paths, split: str, name: str) -> np.ndarray:
-    from safetensors.numpy import load_file
-
-    return load_file(str(paths.processed_split(split)))[name]
-
-
 def predict(head: Any, x: np.ndarray) -> np.ndarray:
     import torch
 
@@ -49,7 +43,7 @@ def _sample_rows(n: int, limit: int, seed: int) -> np.ndarray:
 def run(params: Params, paths: Paths) -> dict[str, Any]:
     from neuroflow import tracking
     from neuroflow.models.store import load_head
-    from neuroflow.stages.train import load_split
+    from neuroflow.processed import load_split, load_tensor
 
     spec, head = load_head(paths.weights, paths.model_spec)
     x_test, y_test = load_split(paths, "test")

@@ -23,9 +23,24 @@ from neuroflow.io import write_json, write_with
 log = logging.getLogger(__name__)
 
 
+# The directory dvc.yaml's ingest stage depends on: user input files belong here.
+TRACKED_INPUTS = Path("data/external")
+
+
 def _resolve(root: Path, name: str | None) -> Path:
     path = Path(name or "")
-    return path if path.is_absolute() else root / path
+    path = path if path.is_absolute() else root / path
+    tracked = root / TRACKED_INPUTS
+    if tracked.resolve() not in path.resolve().parents:
+        # DVC hashes only the ingest deps: a file elsewhere can change under an "up to date"
+        # pipeline and the model would silently keep training on the old data.
+        log.warning(
+            "ingest: %s is outside %s/, the input directory dvc.yaml's ingest stage depends on: "
+            "`dvc repro` will not notice when it changes unless you list it in the stage's deps",
+            path,
+            TRACKED_INPUTS,
+        )
+    return path
 
 
 def load_source(params: Params, root: Path) -> tuple[pd.DataFrame, str]:

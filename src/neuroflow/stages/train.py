@@ -14,18 +14,12 @@ from neuroflow.config import Params, Paths
 from neuroflow.errors import ConfigError
 from neuroflow.io import read_json, write_json, write_with
 from neuroflow.models.spec import ModelSpec
+from neuroflow.processed import load_split
 
 if TYPE_CHECKING:
     from neuroflow.training.distributed import DistributedContext
 
 log = logging.getLogger(__name__)
-
-
-def load_split(paths: Paths, split: str) -> tuple[np.ndarray, np.ndarray]:
-    from safetensors.numpy import load_file
-
-    tensors = load_file(str(paths.processed_split(split)))
-    return tensors["x"], tensors["y"]
 
 
 def load_train_shard(paths: Paths, rank: int, world_size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -171,6 +165,7 @@ def settings_from(params: Params) -> Any:
         device=t.device,
         deterministic=t.deterministic,
         seed=params.seed,
+        threads=params.runtime.cpu_threads,
     )
 
 
@@ -292,7 +287,7 @@ def _train(params: Params, paths: Paths, ctx: DistributedContext | None) -> dict
         data,
         settings,
         checkpoint_dir=paths.checkpoint_dir,
-        checkpoint_every_s=params.train.checkpoint_every_s,
+        checkpoint_every_s=params.runtime.checkpoint_every_s,
         fingerprint=fingerprint,
         distributed=ctx,
     )
@@ -342,6 +337,7 @@ def _train(params: Params, paths: Paths, ctx: DistributedContext | None) -> dict
         "resumed_from_epoch": result.resumed_from,
         "samples_per_second": round(result.samples_per_second, 1),
         "device": result.device,
+        "threads": result.threads,
         "training_data": "streamed" if streamed else "in_memory",
     }
     if ctx is not None:
@@ -359,13 +355,15 @@ def _train(params: Params, paths: Paths, ctx: DistributedContext | None) -> dict
         ("samples_per_second", result.samples_per_second, 0),
     ]
     tracking.log_metrics(paths.root, run_id, rows)
+    tracking.set_tags(paths.root, run_id, {"env.train_threads": str(result.threads)})
     tracking.log_artifacts(paths.root, run_id, [paths.model_spec, paths.history], "model")
     log.info(
-        "train: best epoch %d (val_loss %.4f) of %d on %s, %.0f samples/s; run %s",
+        "train: best epoch %d (val_loss %.4f) of %d on %s (%d threads), %.0f samples/s; run %s",
         result.best_epoch,
         result.best_val_loss,
         len(history),
         result.device,
+        result.threads,
         result.samples_per_second,
         run_id,
     )

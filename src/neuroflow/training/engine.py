@@ -31,7 +31,7 @@ from neuroflow.training.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from neuroflow.training.device import resolve_device, seed_everything
+from neuroflow.training.device import pick_cpu_threads, resolve_device, seed_everything
 
 if TYPE_CHECKING:
     from neuroflow.training.distributed import DistributedContext
@@ -60,6 +60,7 @@ class TrainSettings:
     deterministic: bool = True
     seed: int = 0
     amp: bool = True  # bf16 autocast on CUDA; ignored on CPU
+    threads: int = 0  # CPU intra-op threads while training; 0 = pick_cpu_threads decides
 
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -153,6 +154,7 @@ class FitResult:
     resumed_from: int  # epochs already done when this call started (0 = fresh)
     device: str
     samples_per_second: float
+    threads: int  # torch intra-op threads used for the epochs
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -418,6 +420,12 @@ def fit(
     if distributed is not None:
         distributed.check_agree("the epoch to resume from", start_epoch, device)
         net, world = distributed.wrap(model, device), distributed.world_size
+    threads_before = torch.get_num_threads()
+    threads = threads_before
+    if device.type == "cpu":
+        threads = pick_cpu_threads(model, x_val[:batch], settings.threads)
+        log.debug("training on %d CPU thread(s)", threads)
+    torch.set_num_threads(threads)
     last_checkpoint = time.monotonic()
     try:
         for epoch in range(start_epoch + 1, settings.epochs + 1):
@@ -515,6 +523,7 @@ def fit(
                 on_epoch(record)
     finally:
         progress.close()
+        torch.set_num_threads(threads_before)  # a process-wide setting: give it back
 
     model.load_state_dict(best_state)
     model.eval()
@@ -526,4 +535,5 @@ def fit(
         resumed_from=start_epoch,
         device=str(device),
         samples_per_second=trained_samples / train_seconds if train_seconds else 0.0,
+        threads=threads,
     )
