@@ -307,10 +307,10 @@ def _scalars(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _generic(data: dict[str, Any]) -> str:
+    parts = [f"{data['note']}\n\n"] if isinstance(data.get("note"), str) else []
     table = data.get("table")
     if isinstance(table, dict) and "columns" in table and "rows" in table:
-        return _table(list(table["columns"]), list(table["rows"]))
-    parts = [f"{data['note']}\n\n"] if isinstance(data.get("note"), str) else []
+        return "".join(parts) + _table(list(table["columns"]), list(table["rows"]))
     for key, value in data.items():  # lists of records: one table each (scalar fields only)
         if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
             columns = list(dict.fromkeys(k for row in value for k in _scalars(row)))
@@ -356,6 +356,7 @@ TITLES = {
     "validation": "Validation cost",
     "inference": "Inference",
     "presets": "Presets: quality bars across seeds",
+    "threads": "CPU training threads: one, every core, the engine's choice",
 }
 
 

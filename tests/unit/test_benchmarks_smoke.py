@@ -21,7 +21,7 @@ from benchmarks.report import render
 
 pytestmark = pytest.mark.slow  # GE import, ONNX export, a Lightning fit: ~30-60 s together
 
-OURS = ("engine", "pipeline", "validation", "inference")
+OURS = ("engine", "pipeline", "validation", "inference", "threads")
 
 
 @pytest.fixture(scope="module")
