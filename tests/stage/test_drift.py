@@ -165,6 +165,15 @@ def test_validate_batch(project: tuple[Params, Paths], tmp_path: Path) -> None:
     assert summary["success"] and summary["drift"]["splits"]["good.csv"]["judged"]
     assert validate.batch_summary_path(paths, good).is_file()
 
+    # Rows to score carry no label: the features' rules still apply, the label's are left out.
+    unlabelled = tmp_path / "unlabelled.csv"
+    frame(120, 7).drop(columns=[TARGET]).to_csv(unlabelled, index=False)
+    assert validate.validate_batch(params, paths, unlabelled)["success"]
+    broken = tmp_path / "broken.csv"
+    frame(120, 7).drop(columns=[TARGET, "ratio"]).to_csv(broken, index=False)
+    with pytest.raises(validate.ValidationFailedError, match=r"missing columns \['ratio'\]"):
+        validate.validate_batch(params, paths, broken)
+
     shifted = tmp_path / "shifted.parquet"
     frame(120, 8, red=0.95).to_parquet(shifted, index=False)
     with pytest.raises(validate.ValidationFailedError, match=r"split 'shifted.parquet', column "):

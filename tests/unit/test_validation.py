@@ -355,3 +355,27 @@ def test_json_safe() -> None:
     values = [np.float64("nan"), np.inf, -np.inf, np.int64(3), np.bool_(True), pd.NA, 1.5]
     assert json_safe(values) == ["nan", "inf", "-inf", 3, True, "<NA>", 1.5]
     assert json_safe({1: (np.float32(0.5),)}) == {"1": [0.5]}
+
+
+def test_knock_on_failures_are_counted_not_listed() -> None:
+    from neuroflow.validation.runner import ExpectationFailure, ValidationReport
+
+    def failure(column: str | None, rule: str, **kw: object) -> ExpectationFailure:
+        base: dict = {"kwargs": {}, "unexpected_count": None, "examples": [], "raised": None}
+        return ExpectationFailure(split="train", column=column, expectation=rule, **(base | kw))
+
+    failures = [
+        failure(None, "expect_table_columns_to_match_set", observed={"missing": ["hue"]}),
+        failure("hue", "expect_column_values_to_not_be_null", raised="column does not exist"),
+        failure("alcohol", "expect_column_values_to_be_in_type_list", observed="str"),
+        failure("alcohol", "expect_column_values_to_be_between", raised="must be of same type"),
+        failure("ash", "expect_column_values_to_be_between", unexpected_count=1, examples=[9.0]),
+    ]
+    report = ValidationReport(success=False, splits={}, failures=failures)
+    lines = report.describe_failures("data/raw").splitlines()
+    assert len(lines) == 4, lines
+    assert "missing columns ['hue']" in lines[0]
+    assert "column 'alcohol'" in lines[1] and "in_type_list" in lines[1]
+    assert "column 'ash'" in lines[2] and "e.g. [9.0]" in lines[2]
+    assert lines[3].startswith("validate: 2 more failure(s)")
+    assert len(report.to_json()["failures"]) == 5  # the summary keeps every one

@@ -282,7 +282,7 @@ def validate_batch(params: Params, paths: Paths, batch: Path) -> dict[str, Any]:
     data/validated/batches/<file>.summary.json, pass or fail.
     """
     from neuroflow.data.sources import normalise_types, read_parquet, read_table
-    from neuroflow.validation.suite import load_suite
+    from neuroflow.validation.suite import load_suite, without_column
 
     train_path = paths.raw_split("train")
     if not train_path.is_file() or not paths.schema.is_file():
@@ -298,14 +298,12 @@ def validate_batch(params: Params, paths: Paths, batch: Path) -> dict[str, Any]:
         target=schema["target"],
         categorical=[c for c in schema["categorical"] if c in frame.columns],
     )
-    name = batch.name
+    suite = load_suite(paths.root / params.validate_.suite)
+    if schema["target"] not in frame.columns:  # rows to score: no label yet
+        log.info("validate: %s has no %r column; checking the features", batch, schema["target"])
+        suite = without_column(suite, schema["target"])
     report, drift = check_frames(
-        {name: frame},
-        read_parquet(train_path),
-        schema,
-        load_suite(paths.root / params.validate_.suite),
-        params,
-        None,
+        {batch.name: frame}, read_parquet(train_path), schema, suite, params, None
     )
     summary = _summary(report, drift, suite=params.validate_.suite, data=str(batch))
     write_json(batch_summary_path(paths, batch), summary)

@@ -122,8 +122,40 @@ class ValidationReport:
         }
 
     def describe_failures(self, source: str) -> str:
-        """One human-readable line per failure naming `source`; empty string if none failed."""
-        return "\n".join(failure.describe(source) for failure in self.failures)
+        """One human-readable line per failure naming `source`; empty string if none failed.
+
+        Knock-on failures are counted, not listed: every rule on a column the column-set rule
+        found missing, and rules that raised on a column whose type rule failed (GE cannot
+        compare a string column with numeric bounds). The summary JSON keeps every failure.
+        """
+        shown = primary_failures(self.failures)
+        lines = [failure.describe(source) for failure in shown]
+        if len(shown) < len(self.failures):
+            lines.append(
+                f"validate: {len(self.failures) - len(shown)} more failure(s) on those missing or "
+                "mistyped columns follow from the ones above (all are in the summary JSON)"
+            )
+        return "\n".join(lines)
+
+
+def primary_failures(failures: list[ExpectationFailure]) -> list[ExpectationFailure]:
+    """The failures minus those that only follow from another on the same split."""
+    missing: set[tuple[str, str]] = set()
+    mistyped: set[tuple[str, str]] = set()
+    for failure in failures:
+        if isinstance(failure.observed, dict):
+            missing |= {(failure.split, c) for c in failure.observed.get("missing") or []}
+        if failure.expectation in _TYPE_RULES and failure.raised is None and failure.column:
+            mistyped.add((failure.split, failure.column))
+    return [
+        f
+        for f in failures
+        if f.column is None
+        or not (
+            (f.split, f.column) in missing
+            or (f.raised is not None and (f.split, f.column) in mistyped)
+        )
+    ]
 
 
 def run_suite(

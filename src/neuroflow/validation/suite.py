@@ -52,6 +52,24 @@ def check_suite_shape(suite: Any, source: str = "suite") -> dict[str, Any]:
     return suite
 
 
+def without_column(suite: dict[str, Any], column: str) -> dict[str, Any]:
+    """The suite minus every expectation on `column`, and `column` out of column-set rules.
+
+    Rows to be scored carry no label yet: `validate --batch` checks them with the features' rules.
+    """
+    expectations = []
+    for exp in suite["expectations"]:
+        kwargs = exp["kwargs"]
+        if kwargs.get("column") == column:
+            continue
+        if isinstance(kwargs.get("column_set"), list):
+            kwargs = {**kwargs, "column_set": [c for c in kwargs["column_set"] if c != column]}
+        if isinstance(kwargs.get("column_list"), list):
+            kwargs = {**kwargs, "column_list": [c for c in kwargs["column_list"] if c != column]}
+        expectations.append({**exp, "kwargs": kwargs})
+    return {**suite, "expectations": expectations}
+
+
 def load_suite(path: str | Path) -> dict[str, Any]:
     """Read a suite JSON file and check its shape."""
     path = Path(path)
