@@ -143,7 +143,8 @@ class RuntimeConfig(_Section):
     # Torch intra-op threads for training on CPU. 0 = one thread unless every core is clearly
     # faster, timed on the model's forward pass: small networks train several times faster on one
     # thread, and stall at OpenMP barriers with more threads than idle cores. The count changes
-    # speed, not the trained bits (MKL splits these GEMMs by rows; tests/unit/test_engine.py).
+    # speed, not the trained bits: one and two threads train identical weights
+    # (tests/unit/test_engine.py); MKL does not promise that for every shape.
     cpu_threads: int = Field(0, ge=0)
 
 

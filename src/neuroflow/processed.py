@@ -11,14 +11,13 @@ import numpy as np
 from neuroflow.config import Paths
 
 
+def load_tensors(paths: Paths, split: str) -> dict[str, np.ndarray]:
+    """Every array of one split, read once."""
+    from safetensors.numpy import load_file
+
+    return load_file(str(paths.processed_split(split)))
+
+
 def load_split(paths: Paths, split: str) -> tuple[np.ndarray, np.ndarray]:
-    from safetensors.numpy import load_file
-
-    tensors = load_file(str(paths.processed_split(split)))
+    tensors = load_tensors(paths, split)
     return tensors["x"], tensors["y"]
-
-
-def load_tensor(paths: Paths, split: str, name: str) -> np.ndarray:
-    from safetensors.numpy import load_file
-
-    return load_file(str(paths.processed_split(split)))[name]

@@ -192,11 +192,16 @@ def test_regression_bins_stratify_on_target_quantiles() -> None:
 def test_an_input_file_dvc_does_not_track_is_flagged(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    import yaml
+
     from neuroflow.config import Params
     from neuroflow.stages.ingest import load_source
 
+    deps = ["data/external", "data/listed.csv"]
+    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"ingest": {"deps": deps}}}))
     rows = "a,b,target\n" + "".join(f"{i},{i % 3},{i % 2}\n" for i in range(20))
-    for place, flagged in (("data/my.csv", True), ("data/external/my.csv", False)):
+    places = {"data/my.csv": True, "data/external/my.csv": False, "data/listed.csv": False}
+    for place, flagged in places.items():
         (tmp_path / place).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / place).write_text(rows)
         params = Params.model_validate({"data": {"source": "csv", "path": place}})
@@ -204,4 +209,4 @@ def test_an_input_file_dvc_does_not_track_is_flagged(
         with caplog.at_level(logging.WARNING, logger="neuroflow.stages.ingest"):
             frame, _ = load_source(params, tmp_path)
         assert len(frame) == 20
-        assert ("outside data/external/" in caplog.text) is flagged, place
+        assert ("not under any of the ingest stage's deps" in caplog.text) is flagged, place

@@ -43,10 +43,11 @@ def _sample_rows(n: int, limit: int, seed: int) -> np.ndarray:
 def run(params: Params, paths: Paths) -> dict[str, Any]:
     from neuroflow import tracking
     from neuroflow.models.store import load_head
-    from neuroflow.processed import load_split, load_tensor
+    from neuroflow.processed import load_split, load_tensors
 
     spec, head = load_head(paths.weights, paths.model_spec)
-    x_test, y_test = load_split(paths, "test")
+    test = load_tensors(paths, "test")  # forecasts also hold the seasonal-naive prediction
+    x_test, y_test = test["x"], test["y"]
     output = predict(head, x_test)
     run_id = tracking.load_run_id(paths.run_info)
     paths.report_dir.mkdir(parents=True, exist_ok=True)
@@ -94,7 +95,7 @@ def run(params: Params, paths: Paths) -> dict[str, Any]:
         plots.save_roc_png(plot_data["roc"], pngs[-2])
         plots.save_pr_png(plot_data["pr"], pngs[-1])
     elif params.task == "forecast":
-        naive = load_tensor(paths, "test", "naive")
+        naive = test["naive"]
         result["test"] = metric_fns.forecast_metrics(y_test, output, naive)
         times = schema.get("time", {}).get("test") or [str(i) for i in range(len(y_test))]
         plot_data["forecast"] = plots.forecast_rows(times, y_test, output, naive)

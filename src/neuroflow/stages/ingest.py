@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import yaml
 
 from neuroflow.config import SPLITS, Params, Paths
 from neuroflow.data.sources import (
@@ -23,24 +24,31 @@ from neuroflow.io import write_json, write_with
 log = logging.getLogger(__name__)
 
 
-# The directory dvc.yaml's ingest stage depends on: user input files belong here.
-TRACKED_INPUTS = Path("data/external")
+def _input_file(root: Path, name: str | None) -> Path:
+    """An input file's path, flagged if dvc.yaml's ingest stage does not depend on it.
 
-
-def _resolve(root: Path, name: str | None) -> Path:
+    DVC hashes only a stage's deps: a file elsewhere can change under an "up to date" pipeline,
+    and the model would silently keep training on the old data.
+    """
     path = Path(name or "")
     path = path if path.is_absolute() else root / path
-    tracked = root / TRACKED_INPUTS
-    if tracked.resolve() not in path.resolve().parents:
-        # DVC hashes only the ingest deps: a file elsewhere can change under an "up to date"
-        # pipeline and the model would silently keep training on the old data.
+    deps, resolved = _ingest_deps(root), path.resolve()
+    if deps is not None and not any(d == resolved or d in resolved.parents for d in deps):
         log.warning(
-            "ingest: %s is outside %s/, the input directory dvc.yaml's ingest stage depends on: "
-            "`dvc repro` will not notice when it changes unless you list it in the stage's deps",
+            "ingest: %s is not under any of the ingest stage's deps in dvc.yaml: `dvc repro` "
+            "will not notice when it changes; keep inputs in data/external/ or list the file there",
             path,
-            TRACKED_INPUTS,
         )
     return path
+
+
+def _ingest_deps(root: Path) -> tuple[Path, ...] | None:
+    """The ingest stage's deps in root/dvc.yaml, resolved; None when DVC does not run it."""
+    dvc_yaml = root / "dvc.yaml"
+    if not dvc_yaml.is_file():
+        return None
+    stage = (yaml.safe_load(dvc_yaml.read_text()) or {}).get("stages", {}).get("ingest") or {}
+    return tuple((root / str(dep)).resolve() for dep in stage.get("deps", []))
 
 
 def load_source(params: Params, root: Path) -> tuple[pd.DataFrame, str]:
@@ -50,17 +58,17 @@ def load_source(params: Params, root: Path) -> tuple[pd.DataFrame, str]:
     if cfg.source == "idx":
         from neuroflow.data.idx import load_idx
 
-        path = _resolve(root, cfg.path)
-        return load_idx(path, _resolve(root, cfg.labels_path), cfg.target)[0], str(path)
+        path = _input_file(root, cfg.path)
+        return load_idx(path, _input_file(root, cfg.labels_path), cfg.target)[0], str(path)
     if cfg.source == "series":
         from neuroflow.data.series import load_series, make_windows
 
-        file = _resolve(root, cfg.path) if cfg.path else None
+        file = _input_file(root, cfg.path) if cfg.path else None
         series = load_series(cfg.name, file, cfg.value_column, cfg.csv_delimiter)
         windows = make_windows(series, cfg.window, cfg.target)
         # The time stamp labels plots; it is not a feature (see run()).
         return windows, str(file) if file else f"series:{cfg.name}"
-    path = _resolve(root, cfg.path)
+    path = _input_file(root, cfg.path)
     return read_table(path, cfg.source, cfg.csv_delimiter), str(path)
 
 

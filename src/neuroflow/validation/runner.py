@@ -147,15 +147,12 @@ def primary_failures(failures: list[ExpectationFailure]) -> list[ExpectationFail
             missing |= {(failure.split, c) for c in failure.observed.get("missing") or []}
         if failure.expectation in _TYPE_RULES and failure.raised is None and failure.column:
             mistyped.add((failure.split, failure.column))
-    return [
-        f
-        for f in failures
-        if f.column is None
-        or not (
-            (f.split, f.column) in missing
-            or (f.raised is not None and (f.split, f.column) in mistyped)
-        )
-    ]
+
+    def knock_on(failure: ExpectationFailure) -> bool:
+        key = (failure.split, failure.column or "")
+        return key in missing or (failure.raised is not None and key in mistyped)
+
+    return [failure for failure in failures if failure.column is None or not knock_on(failure)]
 
 
 def run_suite(
