@@ -3,11 +3,16 @@
 `train` opens the run and writes its id to `artifacts/run.json` (a DVC out); `export` logs
 evaluate's results and the model into the same run (evaluate itself writes files only). Every
 run carries its lineage: git revision, the data hashes from dvc.lock, all resolved params, and
-the device / CUDA / torch versions.
+the device / CUDA / torch versions; and what the MLflow UI shows: a run named after its DVC
+experiment, MLflow's standard source/user tags, the splits as dataset inputs, and the Prefect
+flow run that started it.
 """
 
 from __future__ import annotations
 
+import getpass
+import hashlib
+import json
 import logging
 import os
 import random
@@ -20,12 +25,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import yaml
 
-from neuroflow.config import tracking_uri
+from neuroflow.config import Paths, tracking_uri
 from neuroflow.errors import TrackingError
 from neuroflow.io import read_json, write_json
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
+
+    from neuroflow.config import Params
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +47,24 @@ _ENV_DEFAULTS = {
 }
 _DATA_STAGES = ("ingest", "validate", "preprocess")
 
+# Set by DVC for each stage command of `dvc exp run` (dvc.env.DVC_EXP_NAME).
+DVC_EXP_NAME = "DVC_EXP_NAME"
+# The Prefect flow sets these for the stage processes it starts, so the MLflow run links to the
+# flow run that produced it (MLflow tag -> environment variable).
+PREFECT_RUN_ENV = {
+    "prefect.flow_run_id": "NEUROFLOW_PREFECT_FLOW_RUN_ID",
+    "prefect.flow_run_name": "NEUROFLOW_PREFECT_FLOW_RUN_NAME",
+    "prefect.flow_run_url": "NEUROFLOW_PREFECT_FLOW_RUN_URL",
+}
+# Prefect's own variable in a flow-run process (deployments): the id at least, even unset above.
+_PREFECT_OWN_RUN_ID = "PREFECT__FLOW_RUN_ID"
+
 # The embedded SQLite store takes one writer at a time; a writer that waits longer than
-# SQLite's busy timeout gets "database is locked" and its transaction is rolled back, so the
-# write can simply be tried again. Bounded: about 10 s of backoff in all, then the error stands.
-_LOCKED_ATTEMPTS = 8
+# SQLite's busy timeout (MLflow sets 20 s) gets "database is locked" and its transaction is
+# rolled back, so the write can simply be tried again. Bounded: no new attempt starts after
+# NEUROFLOW_STORE_RETRY_S seconds (default 60) since the first; then the error stands.
+STORE_RETRY_ENV = "NEUROFLOW_STORE_RETRY_S"
+_LOCKED_BUDGET_S = 60.0
 _LOCKED_FIRST_DELAY = 0.05
 _LOCKED_MAX_DELAY = 2.0
 
@@ -54,24 +75,32 @@ def _is_locked(exc: BaseException) -> bool:
     return "database is locked" in str(exc).lower()
 
 
+def store_retry_budget() -> float:
+    """Seconds `retry_locked` keeps retrying a locked store (NEUROFLOW_STORE_RETRY_S)."""
+    raw = os.environ.get(STORE_RETRY_ENV, "")
+    try:
+        return max(0.0, float(raw)) if raw else _LOCKED_BUDGET_S
+    except ValueError:
+        raise TrackingError(f"{STORE_RETRY_ENV}={raw!r} is not a number of seconds") from None
+
+
 def retry_locked(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Call `func`, retrying with jittered exponential backoff while SQLite reports a lock."""
     delay = _LOCKED_FIRST_DELAY
-    for attempt in range(1, _LOCKED_ATTEMPTS + 1):
+    deadline = time.monotonic() + store_retry_budget()
+    attempt = 0
+    while True:
+        attempt += 1
         try:
             return func(*args, **kwargs)
         except Exception as exc:
-            if attempt == _LOCKED_ATTEMPTS or not _is_locked(exc):
+            if not _is_locked(exc) or time.monotonic() + delay > deadline:
                 raise
             log.warning(
-                "tracking store busy (database is locked), retry %d/%d in %.2f s",
-                attempt,
-                _LOCKED_ATTEMPTS - 1,
-                delay,
+                "tracking store busy (database is locked), retry %d in %.2f s", attempt, delay
             )
             time.sleep(delay * (1.0 + random.random()))
             delay = min(delay * 2, _LOCKED_MAX_DELAY)
-    raise AssertionError("unreachable")  # the loop returns or raises
 
 
 def client(root: Path) -> MlflowClient:
@@ -96,6 +125,12 @@ def reachable(uri_hint: str) -> Iterator[None]:
     except Exception as exc:
         from mlflow.exceptions import MlflowException
 
+        if _is_locked(exc):
+            raise TrackingError(
+                f"MLflow store {uri_hint} is busy: 'database is locked' persisted past the "
+                f"{store_retry_budget():.0f} s retry budget ({STORE_RETRY_ENV}); another process "
+                "holds a write lock on it. Nothing further was written; re-run when it is free"
+            ) from exc
         if isinstance(exc, MlflowException | ConnectionError | OSError):
             raise TrackingError(f"MLflow at {uri_hint} failed: {exc}") from exc
         raise
@@ -135,6 +170,36 @@ def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
         yield items[start : start + size]
 
 
+def file_md5(path: Path) -> str:
+    """The file's hash as DVC records it in dvc.lock (md5 of the bytes), read in blocks."""
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "md5").hexdigest()
+
+
+def run_name(root: Path, base: str) -> str:
+    """The DVC experiment's name inside `dvc exp run`, else `<base>-<short git revision>`."""
+    experiment = os.environ.get(DVC_EXP_NAME)
+    if experiment:
+        return experiment
+    rev = git_revision(root)["git.revision"]
+    return base if rev == "unknown" else f"{base}-{rev[:7]}"
+
+
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no login name and no passwd entry (some containers)
+        return "unknown"
+
+
+def prefect_tags() -> dict[str, str]:
+    """The Prefect flow run behind this process, if any (see PREFECT_RUN_ENV)."""
+    tags = {tag: os.environ[var] for tag, var in PREFECT_RUN_ENV.items() if os.environ.get(var)}
+    if "prefect.flow_run_id" not in tags and os.environ.get(_PREFECT_OWN_RUN_ID):
+        tags["prefect.flow_run_id"] = os.environ[_PREFECT_OWN_RUN_ID]
+    return tags
+
+
 def start_run(
     root: Path,
     *,
@@ -142,13 +207,30 @@ def start_run(
     run_name: str,
     params: dict[str, str],
     tags: dict[str, str],
+    source: str = "neuroflow",
 ) -> str:
+    """Create the run with its lineage and MLflow's standard tags (the UI's Source, Version
+    and User columns); `source` is what ran it (e.g. `dvc.yaml:train`)."""
     from mlflow.entities import Param
+    from mlflow.utils.mlflow_tags import (
+        MLFLOW_GIT_COMMIT,
+        MLFLOW_SOURCE_NAME,
+        MLFLOW_SOURCE_TYPE,
+        MLFLOW_USER,
+    )
 
     mlc = client(root)
     with reachable(tracking_uri(root)):
         exp_id = experiment_id(mlc, experiment)
-        all_tags = {**git_revision(root), **dvc_data_hashes(root), **tags}
+        revision = git_revision(root)
+        standard = {
+            MLFLOW_SOURCE_NAME: source,
+            MLFLOW_SOURCE_TYPE: "LOCAL",
+            MLFLOW_USER: _os_user(),
+        }
+        if revision["git.revision"] != "unknown":
+            standard[MLFLOW_GIT_COMMIT] = revision["git.revision"]
+        all_tags = {**revision, **dvc_data_hashes(root), **standard, **prefect_tags(), **tags}
         run = retry_locked(mlc.create_run, exp_id, run_name=run_name, tags=all_tags)
         run_id = run.info.run_id
         param_list = [Param(k, v[:6000]) for k, v in sorted(params.items())]
@@ -158,6 +240,36 @@ def start_run(
         if lock.exists():
             mlc.log_artifact(run_id, str(lock), "lineage")
     return run_id
+
+
+def log_datasets(root: Path, run_id: str, splits: list[tuple[str, Path, str]]) -> None:
+    """Log data splits as the run's dataset inputs: (context, file, md5) each.
+
+    The digest is the file's DVC hash (the md5 in dvc.lock), the profile its shape read from
+    the safetensors header: no table is loaded or profiled.
+    """
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+    from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+    from safetensors import safe_open
+
+    inputs = []
+    for context, path, md5 in splits:
+        with safe_open(str(path), framework="numpy") as f:
+            shape = f.get_slice("x").get_shape()
+        relative = path.resolve().relative_to(root.resolve()).as_posix()
+        dataset = Dataset(
+            name=path.stem,
+            digest=md5,
+            source_type="local",
+            source=json.dumps({"uri": relative}),
+            profile=json.dumps(
+                {"num_rows": int(shape[0]), "row_shape": list(shape[1:]), "dvc_md5": md5}
+            ),
+        )
+        inputs.append(DatasetInput(dataset, [InputTag(MLFLOW_DATASET_CONTEXT, context)]))
+    mlc = client(root)
+    with reachable(tracking_uri(root)):
+        retry_locked(mlc.log_inputs, run_id, datasets=inputs)
 
 
 def experiment_id(mlc: MlflowClient, name: str) -> str:
@@ -195,12 +307,13 @@ def log_artifacts(root: Path, run_id: str, files: list[Path], artifact_path: str
     mlc = client(root)
     with reachable(tracking_uri(root)):
         for file in files:
-            mlc.log_artifact(run_id, str(file), artifact_path)
+            retry_locked(mlc.log_artifact, run_id, str(file), artifact_path)
 
 
 def record_evaluation(root: Path, run_id: str, metrics_file: Path, report_dir: Path) -> None:
     """Log what the evaluate stage wrote into the training run: test and per-class metrics,
-    the report's PNGs (under `plots/`) and metrics.json itself (under `metrics/`)."""
+    the report's PNGs (under `plots/`) and metrics.json itself (under `metrics/`), and the
+    test split as the run's "testing" dataset input."""
     result = read_json(metrics_file)
     rows = [(f"test_{k}", v, 0) for k, v in result["test"].items() if v is not None]
     for cls, values in result.get("per_class", {}).items():
@@ -208,6 +321,35 @@ def record_evaluation(root: Path, run_id: str, metrics_file: Path, report_dir: P
     log_metrics(root, run_id, rows)
     log_artifacts(root, run_id, sorted(report_dir.glob("*.png")), "plots")
     log_artifacts(root, run_id, [metrics_file], "metrics")
+    test = Paths(root).processed_split("test")
+    if test.is_file():
+        log_datasets(root, run_id, [("testing", test, file_md5(test))])
+
+
+def _card_summary(card: str) -> str:
+    """The model card without its per-version detail: the head, intended use and limits."""
+    sections = card.split("\n## ")
+    keep = [sections[0]] + [s for s in sections[1:] if s.startswith(("Intended use", "Limits"))]
+    return "\n## ".join(keep).strip() + "\n"
+
+
+def describe_model(root: Path, params: Params, version: str, card: str, data_source: str) -> None:
+    """What the MLflow UI shows beside the runs: the experiment's and the registered model's
+    description (from the model card; the version gets the whole card) and tags."""
+    from mlflow.utils.mlflow_tags import MLFLOW_RUN_NOTE  # the experiments' description too
+
+    tags = {"task": params.task, "metric": params.promotion.metric, "data_source": data_source}
+    summary = _card_summary(card)
+    model_name = params.registry.model_name
+    mlc = client(root)
+    with reachable(tracking_uri(root)):
+        exp_id = experiment_id(mlc, params.registry.experiment)
+        for key, value in {MLFLOW_RUN_NOTE: summary, **tags}.items():
+            retry_locked(mlc.set_experiment_tag, exp_id, key, value)
+        retry_locked(mlc.update_registered_model, model_name, description=summary)
+        for key, value in tags.items():
+            retry_locked(mlc.set_registered_model_tag, model_name, key, value)
+        retry_locked(mlc.update_model_version, model_name, version, description=card)
 
 
 def set_tags(root: Path, run_id: str, tags: dict[str, str]) -> None:

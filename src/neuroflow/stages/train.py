@@ -169,32 +169,28 @@ def settings_from(params: Params) -> Any:
     )
 
 
-def _fingerprint(spec: ModelSpec, settings: Any, paths: Paths) -> str:
+def _fingerprint(spec: ModelSpec, settings: Any, data_md5: dict[str, str]) -> str:
     """Identity of (config, data): a checkpoint resumes only a run with the same one."""
     digest = hashlib.sha256()
     digest.update(json.dumps(spec.to_json(), sort_keys=True).encode())
     digest.update(json.dumps(settings.__dict__, sort_keys=True).encode())
-    for split in ("train", "val"):
-        with paths.processed_split(split).open("rb") as f:  # in blocks: splits may be GBs
-            digest.update(hashlib.file_digest(f, "sha256").digest())
+    digest.update(json.dumps(data_md5, sort_keys=True).encode())
     return digest.hexdigest()
-
-
-# Beside the checkpoints (a persistent output, unlike artifacts/run.json, which DVC removes
-# before re-running the stage): the MLflow run those checkpoints belong to.
-CHECKPOINT_OWNER = "run.json"
 
 
 def adopt_checkpoints(paths: Paths, run_id: str) -> None:
     """Claim the checkpoint directory for `run_id`; if the previous owner was killed mid-run
     (still RUNNING), mark it KILLED and tag `run_id` with it (the resuming run points to it)."""
     from neuroflow import tracking
+    from neuroflow.training import checkpoint
 
-    owner = paths.checkpoint_dir / CHECKPOINT_OWNER
-    previous = str(read_json(owner)["run_id"]) if owner.is_file() else None
-    write_json(owner, {"run_id": run_id})
-    if previous and previous != run_id and tracking.close_interrupted(paths.root, previous):
-        tracking.set_tags(paths.root, run_id, {"neuroflow.interrupted_run": previous})
+    previous = checkpoint.claim(paths.checkpoint_dir, run_id)
+    if (
+        previous is not None
+        and previous.run_id != run_id
+        and tracking.close_interrupted(paths.root, previous.run_id)
+    ):
+        tracking.set_tags(paths.root, run_id, {"neuroflow.interrupted_run": previous.run_id})
 
 
 def run(params: Params, paths: Paths) -> dict[str, Any]:
@@ -217,6 +213,7 @@ def _train(params: Params, paths: Paths, ctx: DistributedContext | None) -> dict
 
     from neuroflow import tracking
     from neuroflow.models.factory import build_model
+    from neuroflow.training import checkpoint
     from neuroflow.training.device import describe_device, resolve_device
     from neuroflow.training.distributed import per_rank_batch, shard_rows
     from neuroflow.training.engine import TensorSplits, TrainData, fit
@@ -280,7 +277,22 @@ def _train(params: Params, paths: Paths, ctx: DistributedContext | None) -> dict
             torch.from_numpy(y_val),
         )
     device = resolve_device(settings.device)
-    fingerprint = _fingerprint(spec, settings, paths)
+    # In blocks, once: the splits' DVC hashes are the data half of the checkpoint identity and
+    # the digests of the run's dataset inputs.
+    splits = {s: paths.processed_split(s) for s in ("train", "val")}
+    data_md5 = {s: tracking.file_md5(path) for s, path in splits.items()}
+    fingerprint = _fingerprint(spec, settings, data_md5)
+    if ctx is None or ctx.is_main:
+        # Before any rank can load it: a finished run's final checkpoint is cleared here.
+        plan = checkpoint.plan_start(
+            paths.checkpoint_dir, fingerprint, epochs=settings.epochs, patience=settings.patience
+        )
+        if plan.resume:
+            log.info("train: %s", plan.reason)
+        else:
+            log.info("train: fresh start from seed %d: %s", params.seed, plan.reason)
+    if ctx is not None:
+        ctx.barrier()
     train_model = functools.partial(
         fit,
         model,
@@ -306,7 +318,7 @@ def _train(params: Params, paths: Paths, ctx: DistributedContext | None) -> dict
     run_id = tracking.start_run(
         paths.root,
         experiment=params.registry.experiment,
-        run_name=f"{params.model.type}-{params.task}",
+        run_name=tracking.run_name(paths.root, f"{params.model.type}-{params.task}"),
         params=params.flat(),
         tags={
             "neuroflow.task": params.task,
@@ -315,9 +327,14 @@ def _train(params: Params, paths: Paths, ctx: DistributedContext | None) -> dict
             **{f"env.{k}": v for k, v in describe_device(device).items()},
             **scale_tags,
         },
+        source="dvc.yaml:train",
     )
     tracking.save_run_info(paths.run_info, run_id, params.registry.experiment)
     adopt_checkpoints(paths, run_id)
+    contexts = {"train": "training", "val": "validation"}
+    tracking.log_datasets(
+        paths.root, run_id, [(contexts[s], path, data_md5[s]) for s, path in splits.items()]
+    )
     try:
         result = train_model()
     except BaseException:
@@ -343,6 +360,8 @@ def _train(params: Params, paths: Paths, ctx: DistributedContext | None) -> dict
     if ctx is not None:
         summary |= {"world_size": ctx.world_size, "backend": ctx.backend}
     write_json(paths.train_summary, summary)
+    # The model is written: the next run trains from the seed instead of resuming this one.
+    checkpoint.mark_finished(paths.checkpoint_dir, run_id)
 
     rows: list[tuple[str, float, int]] = []
     for rec in history:

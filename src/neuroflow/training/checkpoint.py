@@ -4,6 +4,10 @@ Tensors (weights, optimizer moments, RNG states, best weights) go in the safeten
 everything else (epoch, history, optimizer hyper-parameters, scheduler state) is JSON in the
 header metadata. Loading a pickle planted at the checkpoint path fails in the safetensors
 header parser before any byte of it is interpreted as code.
+
+Beside the checkpoint, `run.json` names the run that owns it and whether that run finished:
+only an unfinished (interrupted) run is resumed; after a finished one, the next run (a forced
+`dvc repro -f`, a scheduled retrain) clears the final checkpoint and trains from the seed.
 """
 
 from __future__ import annotations
@@ -17,9 +21,13 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from neuroflow.io import write_with
+from neuroflow.io import read_json, write_json, write_with
 
 CHECKPOINT_NAME = "last.safetensors"
+# The run owning the checkpoints (DVC persists this directory across runs, unlike the stage's
+# other outputs): {"run_id": ..., "status": "running" | "finished"}.
+OWNER_NAME = "run.json"
+RUNNING, FINISHED = "running", "finished"
 
 
 class CheckpointError(RuntimeError):
@@ -144,3 +152,84 @@ def load_checkpoint(path: Path) -> TrainingState:
         )
     except (KeyError, ValueError, TypeError) as exc:  # a safetensors file, but not laid out as ours
         raise CheckpointError(f"{path}: malformed neuroflow checkpoint ({exc!r})") from exc
+
+
+def _header(path: Path) -> dict[str, Any]:
+    """The checkpoint's JSON header alone (epoch, meta), without reading any tensor."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+        header = _decode(json.loads(metadata["state"]))
+        return {"epoch": int(header["epoch"]), "meta": dict(header["meta"])}
+    except Exception as exc:  # unreadable or not ours: the engine says so and starts fresh
+        raise CheckpointError(f"{path}: not a readable neuroflow checkpoint ({exc})") from exc
+
+
+@dataclass(frozen=True)
+class Owner:
+    run_id: str
+    status: str | None  # None: written before runs recorded their end
+
+
+def read_owner(directory: Path) -> Owner | None:
+    path = directory / OWNER_NAME
+    if not path.is_file():
+        return None
+    data = read_json(path)
+    status = data.get("status")
+    return Owner(str(data["run_id"]), str(status) if status is not None else None)
+
+
+def claim(directory: Path, run_id: str) -> Owner | None:
+    """Record `run_id` as the (running) owner of the checkpoints; return the previous owner."""
+    previous = read_owner(directory)
+    write_json(directory / OWNER_NAME, {"run_id": run_id, "status": RUNNING})
+    return previous
+
+
+def mark_finished(directory: Path, run_id: str) -> None:
+    """The run wrote its model: its checkpoint is no longer something to resume."""
+    write_json(directory / OWNER_NAME, {"run_id": run_id, "status": FINISHED})
+
+
+@dataclass(frozen=True)
+class StartPlan:
+    resume: bool
+    reason: str  # for the log: why a fresh start, or which run resumes from which epoch
+    run_id: str | None = None  # the interrupted run being resumed
+    epoch: int = 0
+
+
+def plan_start(directory: Path, fingerprint: str, *, epochs: int, patience: int) -> StartPlan:
+    """Decide, before training, whether the checkpoint in `directory` is resumed.
+
+    Resumed only when its owner did not finish and it is for the same config and data. The final
+    checkpoint of a finished run is removed here (before any process can load it), so the
+    training starts from the seed. An owner file without a status predates status recording:
+    a checkpoint with no epoch left to train (last epoch reached, or stopped early) is taken
+    as finished.
+    """
+    path = directory / CHECKPOINT_NAME
+    if not path.exists():
+        return StartPlan(False, "no checkpoint")
+    owner = read_owner(directory)
+    try:
+        header = _header(path)
+    except CheckpointError as exc:
+        return StartPlan(False, str(exc))
+    epoch, meta = header["epoch"], header["meta"]
+    if owner is not None and owner.status is not None:
+        finished = owner.status == FINISHED
+    else:
+        finished = epoch >= epochs or int(meta.get("bad_epochs", 0)) >= patience
+    owner_id = owner.run_id if owner is not None else "unknown"
+    if finished:
+        path.unlink(missing_ok=True)
+        return StartPlan(False, f"previous run {owner_id} finished (its final checkpoint cleared)")
+    if meta.get("fingerprint") != fingerprint:
+        return StartPlan(False, f"the checkpoint of run {owner_id} is for another config or data")
+    return StartPlan(
+        True, f"resuming interrupted run {owner_id} from epoch {epoch}", owner_id, epoch
+    )
