@@ -48,7 +48,8 @@ STAGES = ("ingest", "validate", "preprocess", "train", "evaluate")
 def _scratch(base: Path, name: str, seed: int, extra: dict[str, Any]) -> Path:
     import yaml
 
-    from neuroflow.presets import load_overrides, merge
+    from neuroflow.config import merge_overrides as merge
+    from neuroflow.presets import load_overrides
 
     root = base / f"{name}-{seed}"
     root.mkdir(parents=True)

@@ -17,9 +17,8 @@ from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from neuroflow.errors import ConfigError, DataError, NeuroflowError
+from neuroflow.errors import DataError, NeuroflowError
 
 log = logging.getLogger(__name__)
 
@@ -111,15 +110,48 @@ def stream(
 
 def stage_order(root: Path) -> list[str]:
     """dvc.yaml's stages in an order that runs every dependency first (DVC's own graph)."""
+    return plan(root, force=True).order
+
+
+@dataclass
+class Plan:
+    """The stages in run order, and those `dvc repro` may run (the rest are up to date)."""
+
+    order: list[str]
+    stale: set[str]
+
+
+def plan(root: Path, *, force: bool = False) -> Plan:
+    """dvc.yaml's stages in dependency order, and which of them `dvc repro` may run.
+
+    Stale: a stage `dvc status` reports changed (deps, params, outs or its command), or one
+    downstream of a changed stage or data source. Every other stage is one `dvc repro` would
+    skip, so the flow need not start a DVC process to hear it: on a run where nothing changed
+    that saves one DVC start per stage.
+    """
     import networkx as nx
     from dvc.repo import Repo
 
+    base = root.resolve()
     with Repo(str(root)) as repo:
         graph = repo.index.graph  # edges point from a stage to the stages it depends on
-        ordered = reversed(list(nx.topological_sort(graph)))
         # `.dvc`-tracked sources are graph nodes too, but have no command to run.
-        stages = [s for s in ordered if not s.is_data_source and getattr(s, "cmd", None)]
-        return [_address(Path(s.path), s.name, root.resolve()) for s in stages]
+        ordered = [
+            s
+            for s in reversed(list(nx.topological_sort(graph)))
+            if not s.is_data_source and getattr(s, "cmd", None)
+        ]
+        if force:
+            changed = set(graph.nodes)
+        else:
+            reported = set(repo.status())  # keyed by stage address or .dvc file
+            changed = {n for n in graph.nodes if n.addressing in reported}
+        stale_nodes = set(changed)
+        for node in changed:  # dependents: the nodes with a path to the changed one
+            stale_nodes |= nx.ancestors(graph, node)
+        order = [_address(Path(s.path), s.name, base) for s in ordered]
+        stale = {_address(Path(s.path), s.name, base) for s in ordered if s in stale_nodes}
+    return Plan(order, stale)
 
 
 def _address(dvcfile: Path, name: str, root: Path) -> str:
@@ -194,25 +226,9 @@ def stage_ran(output: str) -> bool:
 
 def check_overrides(root: Path, overrides: Mapping[str, ParamValue]) -> None:
     """Fail before anything runs if an override names an unknown key or an invalid value."""
-    import yaml
+    from neuroflow.config import load_params
 
-    from neuroflow.config import Params
-
-    path = root / "params.yaml"
-    raw: dict[str, Any] = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    for key, value in overrides.items():
-        node: Any = raw
-        *parents, leaf = key.split(".")
-        for part in parents:
-            if not isinstance(node.get(part), dict):
-                raise ConfigError(f"{path}: override {key}: no section {part!r}")
-            node = node[part]
-        node[leaf] = value
-    try:
-        Params.model_validate(raw)
-    except ValueError as exc:
-        shown = ", ".join(f"{k}={json.dumps(v)}" for k, v in overrides.items())
-        raise ConfigError(f"{path}: invalid override(s) {shown}:\n{exc}") from exc
+    load_params(root / "params.yaml", overrides)
 
 
 def apply_overrides(root: Path, overrides: Mapping[str, ParamValue]) -> list[str]:

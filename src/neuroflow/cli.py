@@ -82,9 +82,23 @@ def _stage(name: str, params_file: Path) -> Any:
 
 @app.callback()
 def _main(
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose",
+            "-v",
+            envvar="NEUROFLOW_VERBOSE",  # reaches the stages `dvc repro` runs
+            help="Debug logging, with a line per training epoch.",
+        ),
+    ] = False,
 ) -> None:
     _setup_logging(verbose)
+
+
+@app.command()
+def check(params: ParamsOpt = Path("params.yaml")) -> None:
+    """Validate params.yaml in full and the files it names (runs before any other stage)."""
+    _stage("check", params)
 
 
 @app.command()
@@ -171,43 +185,105 @@ def export(params: ParamsOpt = Path("params.yaml")) -> None:
 def profile(
     params: ParamsOpt = Path("params.yaml"),
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Where to write the proposed suite.")
+        Path | None,
+        typer.Option("--output", "-o", help="Where to write the suite (default: validate.suite)."),
     ] = None,
     margin: Annotated[
         float,
         typer.Option(help="Widen each numeric range by this fraction of its train span."),
     ] = 1.0,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace an existing suite at that path.")
+    ] = False,
 ) -> None:
-    """Propose an expectation suite from the train split, for a person to review."""
+    """Propose an expectation suite from the train split, for a person to review.
+
+    The configured source is split as `ingest` would split it, in a scratch folder: profiling
+    needs no `dvc repro ingest` first and leaves the pipeline's data/raw alone.
+    """
 
     def go() -> None:
+        import tempfile
+        from dataclasses import dataclass
+
+        from neuroflow.config import Paths
         from neuroflow.data.sources import read_parquet
-        from neuroflow.io import read_json
+        from neuroflow.stages import ingest
         from neuroflow.validation.profile import propose_suite
         from neuroflow.validation.suite import save_suite
 
         cfg, paths = _context(params)
-        train_path = paths.raw_split("train")
-        if not train_path.exists():
+        target = output or paths.root / cfg.validate_.suite
+        if target.exists() and not force:
             raise _fail(
-                f"{train_path} not found: run `neuroflow ingest` (or `dvc repro ingest`)", 1
+                f"{target} exists: review or edit it, or replace it with --force "
+                "(-o writes elsewhere)",
+                1,
             )
-        schema = read_json(paths.schema)
-        target = output or Path(str(paths.root / cfg.validate_.suite) + ".proposed.json")
+
+        @dataclass(frozen=True)
+        class ScratchPaths(Paths):
+            scratch: Path = Path()
+
+            @property
+            def raw_dir(self) -> Path:
+                return self.scratch
+
+        with tempfile.TemporaryDirectory(prefix="neuroflow-profile-") as tmp:
+            scratch = ScratchPaths(root=paths.root, scratch=Path(tmp))
+            schema = ingest.run(cfg, scratch)
+            train = read_parquet(scratch.raw_split("train"))
         suite = propose_suite(
-            read_parquet(train_path),
-            name=Path(cfg.validate_.suite).stem,
-            target=schema["target"],
-            range_margin=margin,
+            train, name=Path(cfg.validate_.suite).stem, target=schema["target"], range_margin=margin
         )
         save_suite(suite, target)
-        log.info(
-            "proposed suite written to %s: review it, then move it to %s",
-            target,
-            cfg.validate_.suite,
-        )
+        log.info("proposed suite written to %s: review it, commit it, then `dvc repro`", target)
 
     _run(go)
+
+
+@app.command()
+def restore() -> None:
+    """Put params.yaml, dvc.lock and every pipeline output back to the last commit.
+
+    The one command after any failed run (a bad input, a bad param, a failed preset). Input
+    files under data/ stay as you have them; the replaced versions of changed files are saved
+    under .dvc/tmp/neuroflow-restore/.
+    """
+
+    def go() -> None:
+        from neuroflow.workspace import restore_committed
+
+        done = restore_committed(Path.cwd())
+        if done.changed:
+            log.info(
+                "restored from HEAD: %s (previous versions in %s)",
+                ", ".join(done.changed),
+                done.backup,
+            )
+        log.info("pipeline outputs checked out as dvc.lock records them")
+        for name in done.inputs_differ:
+            log.warning(
+                "kept your input %s, which differs from the last commit "
+                "(`git checkout HEAD -- %s` to drop your changes)",
+                name,
+                name,
+            )
+
+    _run(go)
+
+
+@app.command()
+def compare(
+    dvc_args: Annotated[
+        list[str] | None,
+        typer.Argument(help="Passed to `dvc exp show`, e.g. -A or -n 3 (after `--`)."),
+    ] = None,
+) -> None:
+    """DVC experiments: the params that differ and the test metrics, in the terminal's width."""
+    from neuroflow import compare as experiments
+
+    typer.echo(_run(lambda: experiments.run(dvc_args or [])))
 
 
 @app.command("show-metrics")

@@ -7,16 +7,18 @@ change re-runs only the stages that depend on it.
 
 from __future__ import annotations
 
+import difflib
 import os
+import typing
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from neuroflow.errors import ConfigError
-from neuroflow.validation.drift import DriftConfig  # pydantic only: a light import
 
 # Image classification is `multiclass` (or `binary`) with `data.modality: image`.
 Task = Literal["binary", "multiclass", "regression", "forecast", "anomaly"]
@@ -50,6 +52,8 @@ class DataConfig(_Section):
     test_fraction: float = Field(0.2, gt=0, lt=0.5)
     max_rows: int = Field(10_000_000, gt=0)  # refuse inputs larger than this
     csv_delimiter: str = ","
+    # rows without a target value: refused at ingest (false), or dropped and counted in the log
+    drop_missing_target: bool = False
 
     @model_validator(mode="after")
     def _path_for_files(self) -> DataConfig:
@@ -60,6 +64,20 @@ class DataConfig(_Section):
         if self.season > self.window:
             raise ValueError(f"data.season={self.season} exceeds data.window={self.window}")
         return self
+
+
+class DriftConfig(_Section):
+    """`validate.drift` in params.yaml: what counts as drift, and whether it stops the pipeline."""
+
+    enabled: bool = True
+    fail: bool = True  # false: report drift in the summary and Data Docs, but do not fail
+    numeric_method: Literal["psi", "ks"] = "psi"
+    psi_threshold: float = Field(0.25, gt=0)  # PSI > 0.25 is the usual "significant shift"
+    ks_threshold: float = Field(0.2, gt=0, le=1)
+    categorical_threshold: float = Field(0.2, gt=0, le=1)  # total variation distance
+    max_p_value: float = Field(0.001, gt=0, le=1)  # the shift must also be significant
+    bins: int = Field(10, ge=2, le=100)  # quantile bins of the train column
+    min_rows: int = Field(20, ge=1)  # a split or batch smaller than this is not judged
 
 
 class ValidateConfig(_Section):
@@ -177,7 +195,10 @@ class TuneConfig(_Section):
 
 class ExportConfig(_Section):
     opset: int = Field(18, ge=13)
+    # ONNX and PyTorch agree when |diff| <= parity_atol + parity_rtol * the output's scale (max
+    # |PyTorch output| on the test split): float32 rounding grows with the values' magnitude.
     parity_atol: float = Field(1e-5, gt=0)
+    parity_rtol: float = Field(1e-4, ge=0)
 
 
 class RegistryConfig(_Section):
@@ -185,12 +206,24 @@ class RegistryConfig(_Section):
     experiment: str = "neuroflow"
 
 
+# promotion.metric when unset: scale-free metrics, so the default min_delta fits any data.
+PROMOTION_METRIC = {
+    "binary": "roc_auc",
+    "multiclass": "accuracy",
+    "regression": "r2",
+    "forecast": "mae_vs_naive",
+    "anomaly": "roc_auc",
+}
+
+
 class PromotionConfig(_Section):
     """The champion/challenger gate (`neuroflow promote`)."""
 
-    metric: str = "roc_auc"  # primary metric; rmse/mae/log_loss are lower-is-better
-    min_delta: float = Field(0.0, ge=0)  # point improvement required over the champion
-    tolerance: float = Field(0.005, ge=0)  # bootstrap 95% lower bound must exceed -tolerance
+    # Primary metric; None = the task's default (PROMOTION_METRIC). Direction: evaluation/direction.
+    metric: str | None = None
+    # The improvement the bootstrap 95% lower bound (and the point estimate) must EXCEED;
+    # None = the gate's per-metric default (registry/gate.py: DEFAULT_MIN_DELTA).
+    min_delta: float | None = Field(None, gt=0)
     bootstrap: int = Field(1000, ge=100)
     max_slice_drop: float = Field(0.05, ge=0)  # per class / declared slice, on the metric
     slices: list[str] = Field(default_factory=list)  # categorical columns defining slices
@@ -202,13 +235,16 @@ class PromotionConfig(_Section):
             "binary": {"accuracy": 0.95, "roc_auc": 0.98},
             "multiclass": {"accuracy": 0.93},
             "regression": {"r2": 0.4},
-            "forecast": {},
+            "forecast": {"mae_vs_naive": 0.9},
             "anomaly": {"roc_auc": 0.9},
         }
     )
 
     def thresholds_for(self, task: str) -> dict[str, float]:
         return dict(self.thresholds.get(task, {}))  # type: ignore[call-overload]
+
+    def metric_for(self, task: str) -> str:
+        return self.metric or PROMOTION_METRIC[task]
 
 
 class Params(_Section):
@@ -266,18 +302,138 @@ class ParamsError(ConfigError):
     """params.yaml is missing, unreadable or invalid; the message names the file and key."""
 
 
-def load_params(path: str | Path = "params.yaml") -> Params:
+def load_params(
+    path: str | Path = "params.yaml",
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    text: str | None = None,
+) -> Params:
+    """params.yaml (or `text` standing for it), with `overrides` applied, validated.
+
+    The one place params are parsed: the CLI, presets, Prefect and tuning all come through
+    here. `overrides` maps dotted keys (`train.lr`) or nested sections to values; a missing
+    section is created, so a key params.yaml leaves at its default can still be set.
+    """
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        raw = yaml.safe_load(path.read_text(encoding="utf-8") if text is None else text) or {}
     except OSError as exc:
         raise ParamsError(f"{path}: cannot read params ({exc.strerror})") from exc
     except yaml.YAMLError as exc:
         raise ParamsError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{path}: params are a mapping of sections, got {type(raw).__name__}")
+    raw = merge_overrides(raw, overrides or {})
     try:
         return Params.model_validate(raw)
-    except ValueError as exc:
-        raise ParamsError(f"{path}: invalid params:\n{exc}") from exc
+    except ValidationError as exc:
+        origin = f"{path} with overrides" if overrides else str(path)
+        raise ParamsError(f"{origin}: invalid params\n{explain(exc)}") from exc
+
+
+def merge_overrides(raw: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """A deep copy of `raw` with dotted-key or nested `overrides` applied (mappings merge)."""
+    out: dict[str, Any] = {k: _copy(v) for k, v in raw.items()}
+    for key, value in overrides.items():
+        node = out
+        *parents, leaf = str(key).split(".")
+        for part in parents:
+            if not isinstance(node.get(part), dict):
+                node[part] = {}
+            node = node[part]
+        if isinstance(value, Mapping) and isinstance(node.get(leaf), dict):
+            node[leaf] = merge_overrides(node[leaf], value)
+        else:
+            node[leaf] = _copy(value)
+    return out
+
+
+def _copy(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    return value
+
+
+def explain(exc: ValidationError) -> str:
+    """One line per wrong key: its dotted path, what was given, what is allowed.
+
+    pydantic's own text names its internals (union members, error URLs); a person editing
+    params.yaml needs the key as they wrote it and the nearest valid spelling.
+    """
+    lines: dict[str, str] = {}
+    unions: dict[str, list[str]] = {}  # a union reports once per member: merge them
+    for error in exc.errors(include_url=False):
+        model, keys = _walk(tuple(error["loc"]))
+        where = ".".join(keys) or "params"
+        kind, given = error["type"], error.get("input")
+        if kind == "extra_forbidden":
+            known = sorted(_field_names(model)) if model is not None else []
+            leaf = keys[-1] if keys else ""
+            close = difflib.get_close_matches(leaf, known, n=1)
+            hint = f" (did you mean {'.'.join([*keys[:-1], close[0]])!r}?)" if close else ""
+            line = f"unknown key {where!r}{hint}; known here: {', '.join(known)}"
+        elif kind == "literal_error":
+            allowed = error.get("ctx", {}).get("expected", "")
+            line = f"{where}: got {given!r}; allowed: {allowed}"
+        elif kind == "value_error":
+            line = f"{where}: {str(error['msg']).removeprefix('Value error, ')}"
+        elif kind == "missing":
+            line = f"{where}: required, not given"
+        else:
+            msgs = unions.setdefault(where, [])
+            msgs.append(str(error["msg"])[:1].lower() + str(error["msg"])[1:])
+            line = f"{where}: got {given!r}; {' or '.join(dict.fromkeys(msgs))}"
+            lines[where] = f"  - {line}"
+            continue
+        lines.setdefault(where, f"  - {line}")
+    return "\n".join(lines.values())
+
+
+def _walk(loc: tuple[Any, ...]) -> tuple[type[BaseModel] | None, list[str]]:
+    """pydantic's error location → the params.yaml key path, and the section model at its end.
+
+    Union members and validator names in the location are not keys: the walk stops at the
+    first part that is not a field (keeping it when it is the unknown key of a section).
+    """
+    model: type[BaseModel] | None = Params
+    keys: list[str] = []
+    for position, part in enumerate(loc):
+        if model is None:
+            break
+        field = _field(model, str(part))
+        if field is None:
+            keys.append(str(part))  # the unknown key itself
+            break
+        name, annotation = field
+        keys.append(name)
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            model = annotation
+            continue
+        model = None
+        if typing.get_origin(annotation) is dict:  # a mapping: the rest are its keys
+            keys += [str(p) for p in loc[position + 1 :] if not _is_type_tag(p)]
+    return model, keys
+
+
+def _is_type_tag(part: Any) -> bool:
+    # pydantic names union members and validators in locations: `int`, `list[int]`, ...
+    return isinstance(part, str) and (part in _TYPE_TAGS or "[" in part)
+
+
+_TYPE_TAGS = frozenset({"int", "float", "str", "bool", "none", "list", "dict"})
+
+
+def _field(model: type[BaseModel], key: str) -> tuple[str, Any] | None:
+    for name, info in model.model_fields.items():
+        if key in (name, info.alias):
+            return info.alias or name, info.annotation
+    return None
+
+
+def _field_names(model: type[BaseModel]) -> list[str]:
+    return [info.alias or name for name, info in model.model_fields.items()]
 
 
 @dataclass(frozen=True)
@@ -285,6 +441,11 @@ class Paths:
     """Every file the pipeline reads or writes, relative to the project root (defined once)."""
 
     root: Path
+
+    # check: the marker ingest depends on, so that check always runs first
+    @property
+    def params_checked(self) -> Path:
+        return self.root / "data" / "checked.txt"
 
     # ingest
     @property

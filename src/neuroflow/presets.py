@@ -71,16 +71,6 @@ def flatten(overrides: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in overrides.items():
-        if isinstance(value, dict) and value and isinstance(out.get(key), dict):
-            out[key] = merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
 def _hydra_value(value: Any) -> str:
     """A value in Hydra's override grammar (what `dvc exp run -S` parses)."""
     if value is None:
@@ -105,40 +95,111 @@ def set_param_args(overrides: dict[str, Any]) -> list[str]:
     return args
 
 
-def resolve(root: Path, overrides: dict[str, Any], origin: str) -> Any:
-    """params.yaml with the overrides applied, validated (a typo fails before DVC runs)."""
-    import yaml
+def committed_params(root: Path) -> str | None:
+    """params.yaml as of git's HEAD (None outside a git checkout or before the first commit)."""
+    proc = subprocess.run(
+        ["git", "show", "HEAD:params.yaml"], cwd=root, capture_output=True, text=True, check=False
+    )
+    return proc.stdout if proc.returncode == 0 else None
 
-    from neuroflow.config import Params
 
-    base = yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8")) or {}
+def resolve(root: Path, overrides: dict[str, Any], origin: str, base: str | None = None) -> Any:
+    """params.yaml (or `base`, its text) with the overrides applied, validated before DVC runs."""
+    from neuroflow.config import ParamsError, load_params
+
     try:
-        return Params.model_validate(merge(base, overrides))
-    except ValueError as exc:
+        return load_params(root / "params.yaml", overrides, text=base)
+    except ParamsError as exc:
         raise PresetError(f"{origin}: the preset does not give valid params:\n{exc}") from exc
 
 
 def run_preset(
     root: Path, path: Path, *, name: str | None = None, dry_run: bool = False
 ) -> list[str]:
+    """Run a preset over the committed params.yaml; a failed run puts the workspace back.
+
+    `dvc exp run` leaves its params in the workspace, so the next preset would be merged over
+    the last one's (a forecast's `data.source: series` under an anomaly preset). Each preset
+    therefore starts from git's HEAD version of params.yaml; a workspace version that differs
+    is saved first and the log says where.
+    """
+    from neuroflow.workspace import Snapshot, save_aside
+
     overrides = load_overrides(path)
-    params = resolve(root, overrides, str(path))
+    base = committed_params(root)
+    params = resolve(root, overrides, str(path), base)
     suite = root / params.validate_.suite
     if not suite.is_file():
         raise PresetError(
             f"{path}: validate.suite {params.validate_.suite} not found; propose one with "
-            "`neuroflow profile` after `dvc exp run ... ingest`, review it, and save it there"
+            f"`neuroflow profile -o {params.validate_.suite}`, review it, and save it there"
         )
     cmd = ["dvc", "exp", "run", *set_param_args(overrides)]
     if name:
         cmd += ["--name", name]
     if dry_run:
         return cmd
+    snapshot = Snapshot.take(root)
+    params_file = root / "params.yaml"
+    if base is not None and params_file.read_text(encoding="utf-8") != base:
+        saved = save_aside(root, ["params.yaml"]) / "params.yaml"
+        log.info(
+            "the preset starts from the committed params.yaml; the workspace's is in %s", saved
+        )
+        from neuroflow.io import write_text
+
+        write_text(params_file, base)
     log.info("running %s", " ".join(cmd))
-    proc = subprocess.run(cmd, cwd=root, check=False)
-    if proc.returncode != 0:
-        raise PresetError(f"{path}: `dvc exp run` exited {proc.returncode}")
+    code, output = _run_streamed(cmd, root)
+    if code != 0:
+        changed = snapshot.restore()
+        stage, cause = failure_of(output)
+        kept = "params.yaml, dvc.lock and the pipeline outputs are as they were before the run" + (
+            f" (put back: {', '.join(changed)})" if changed else ""
+        )
+        raise PresetError(f"{path}: `dvc exp run` failed at stage {stage!r}: {cause}\n{kept}")
     return cmd
+
+
+def failure_of(output: list[str]) -> tuple[str, str]:
+    """(stage, cause) from a failed DVC run's output: DVC names the stage, the stage the cause."""
+    import re
+
+    stage, cause = "?", ""
+    for i, line in enumerate(output):
+        if match := re.search(r"failed to reproduce '([^']+)'", line):
+            stage = match.group(1)
+        if match := re.search(r" ERROR neuroflow[\w.]*: (.*)", line):
+            cause = match.group(1)
+            cause += "".join(f"\n{more}" for more in _continuation(output[i + 1 :]))
+    if not cause:
+        errors = [line for line in output if line.startswith("ERROR")]
+        cause = errors[-1] if errors else (output[-1] if output else "no output")
+    return stage, cause.strip()
+
+
+def _continuation(lines: list[str]) -> list[str]:
+    more = []
+    for line in lines:
+        if not line.startswith("  "):
+            break
+        more.append(line.rstrip())
+    return more
+
+
+def _run_streamed(cmd: list[str], root: Path) -> tuple[int, list[str]]:
+    """Run `cmd`, echoing its output as it comes, and keep the output to explain a failure."""
+    import sys
+
+    lines: list[str] = []
+    with subprocess.Popen(
+        cmd, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+    ) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            sys.stderr.write(line)
+            lines.append(line.rstrip("\n"))
+    return proc.returncode, lines
 
 
 def register(app: typer.Typer) -> None:

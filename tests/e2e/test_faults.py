@@ -132,10 +132,11 @@ def test_bad_data_stops_dvc_repro_and_loses_nothing(
     assert tree_hashes(root) == before
     assert registry_counts(root) == registry_before
 
-    # Recovery: the committed lock and input back, then `dvc checkout` restores the raw splits.
-    git(root, "checkout", "--", ".")
-    run(root, "dvc", "checkout", "--force")
+    # Recovery: one command puts the committed params, lock and outputs back (the staged bad
+    # lock included); the bad input is the user's to fix, and stays until they do.
+    run(root, "neuroflow", "restore")
     assert tree_hashes(root, ("data/raw",)) == raw_before
+    assert run(root, "git", "diff", "--cached", "--name-only").stdout == ""
     assert tree_hashes(root) == before
 
 

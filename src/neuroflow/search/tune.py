@@ -14,6 +14,7 @@ from typing import Any
 
 from neuroflow.config import Params, Paths
 from neuroflow.errors import ConfigError
+from neuroflow.evaluation.direction import optuna_direction
 from neuroflow.io import write_text
 from neuroflow.processed import load_split
 from neuroflow.search.common import context, fit_once
@@ -91,7 +92,7 @@ def tune(params: Params, paths: Paths, trials: int | None = None) -> dict[str, A
     import yaml
 
     from neuroflow import tracking
-    from neuroflow.presets import merge
+    from neuroflow.config import merge_overrides
 
     cfg = params.tune
     _check_space(cfg.space)
@@ -113,7 +114,7 @@ def tune(params: Params, paths: Paths, trials: int | None = None) -> dict[str, A
         def objective(trial: Any) -> float:
             values = {key: _suggest(trial, key, spec) for key, spec in cfg.space.items()}
             try:
-                trial_params = Params.model_validate(merge(base, _nested(values)))
+                trial_params = Params.model_validate(merge_overrides(base, values))
             except ValueError as exc:
                 raise TuneError(f"tune.space gives invalid params {values}: {exc}") from exc
             with mlflow.start_run(run_name=f"trial-{trial.number}", nested=True):
@@ -125,7 +126,9 @@ def tune(params: Params, paths: Paths, trials: int | None = None) -> dict[str, A
             trial.set_user_attr("values", values)
             return float(result.best_val_loss)
 
-        study = optuna.create_study(direction="minimize", sampler=_sampler(params))
+        study = optuna.create_study(
+            direction=optuna_direction("val_loss"), sampler=_sampler(params)
+        )
         study.optimize(objective, n_trials=n_trials)
         best = study.best_trial.user_attrs["values"]
         mlflow.log_metric("best_val_loss", study.best_value)

@@ -13,7 +13,7 @@ the same bins / categories, or the KS test) says the difference is unlikely to b
 gate by chance: with ten bins and 60 rows, PSI's own noise floor is about 0.15.
 
 Pure numpy/scipy/pandas: no Great Expectations import, so a batch check is quick. Those are
-imported inside the functions, so config.py can import `DriftConfig` at no cost.
+imported inside the functions. Its settings (`DriftConfig`) live in config.py with the rest.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from neuroflow.config import DriftConfig
 
 if TYPE_CHECKING:
     import numpy as np
@@ -33,22 +33,6 @@ if TYPE_CHECKING:
 
 MISSING = "<missing>"
 UNSEEN = "<unseen>"
-
-
-class DriftConfig(BaseModel):
-    """`validate.drift` in params.yaml: what counts as drift, and whether it stops the pipeline."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    enabled: bool = True
-    fail: bool = True  # false: report drift in the summary and Data Docs, but do not fail
-    numeric_method: Literal["psi", "ks"] = "psi"
-    psi_threshold: float = Field(0.25, gt=0)  # PSI > 0.25 is the usual "significant shift"
-    ks_threshold: float = Field(0.2, gt=0, le=1)
-    categorical_threshold: float = Field(0.2, gt=0, le=1)  # total variation distance
-    max_p_value: float = Field(0.001, gt=0, le=1)  # the shift must also be significant
-    bins: int = Field(10, ge=2, le=100)  # quantile bins of the train column
-    min_rows: int = Field(20, ge=1)  # a split or batch smaller than this is not judged
 
 
 @dataclass(frozen=True)

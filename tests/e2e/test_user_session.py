@@ -1,0 +1,209 @@
+"""A user's session on a committed pipeline: mistakes stop before anything is lost, presets
+start from the committed params, and `neuroflow restore` is the one way back.
+
+Each case below is a row of the "User mistakes" table in docs/robustness.md
+(`test_the_table_lists_every_case` keeps the two in step). Every case runs `dvc repro` (or a
+preset) on a copy of a project whose shrunken pipeline ran and was committed, checks the exit
+code and the message, checks what stayed on disk, then runs `neuroflow restore` and checks the
+workspace is the committed one again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from tests.conftest import FAST_TRAIN, REPO, copy_project, run, set_params
+
+pytestmark = pytest.mark.slow
+
+# Everything a stage writes or reads: hashed before and after a failed run.
+WATCHED = ("params.yaml", "dvc.lock", "data", "artifacts", "reports")
+
+
+def state(root: Path) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for name in WATCHED:
+        path = root / name
+        files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+        for file in files:
+            found[str(file.relative_to(root))] = hashlib.sha256(file.read_bytes()).hexdigest()
+    return found
+
+
+def diff(before: dict[str, str], after: dict[str, str]) -> list[str]:
+    return sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+
+
+@pytest.fixture(scope="module")
+def committed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    """A shrunken pipeline run to the end and committed: the user's last good state."""
+    root = copy_project(tmp_path_factory.mktemp("session") / "project")
+    set_params(root, {"train": FAST_TRAIN})
+    run(root, "dvc", "repro", timeout=600)
+    run(root, "git", "add", "-A")
+    run(root, "git", "commit", "-qm", "a good run")
+    return root, state(root)
+
+
+@pytest.fixture
+def project(committed: tuple[Path, dict[str, str]], tmp_path: Path) -> Path:
+    return Path(shutil.copytree(committed[0], tmp_path / "project", symlinks=True))
+
+
+@dataclass(frozen=True)
+class Case:
+    """One user mistake: how to make it, what the user must read, what may change."""
+
+    name: str
+    make: Callable[[Path], None]
+    expect: tuple[str, ...]  # fragments of the message, in the command's output
+    changed: frozenset[str] = frozenset({"params.yaml"})  # what differs after the failure
+
+
+def _params(overrides: dict[str, Any]) -> Callable[[Path], None]:
+    return lambda root: set_params(root, overrides)
+
+
+def _bad_data(root: Path) -> None:
+    # Another bundled table under the committed suite: ingest succeeds, validate refuses it.
+    set_params(root, {"data": {"name": "wine"}, "task": "multiclass"})
+
+
+CASES = [
+    Case(
+        "unknown-key",
+        _params({"train": {"lr_": 0.01}}),
+        ("unknown key 'train.lr_'", "did you mean 'train.lr'?"),
+    ),
+    Case("wrong-type", _params({"train": {"lr": "fast"}}), ("train.lr: got 'fast'",)),
+    Case(
+        "not-allowed",
+        _params({"train": {"optimizer": "adamm"}}),
+        ("train.optimizer: got 'adamm'", "allowed: 'adam', 'adamw'"),
+    ),
+    Case(
+        "missing-suite",
+        _params({"validate": {"suite": "data/suites/mine.json"}}),
+        ("validate.suite: data/suites/mine.json not found", "neuroflow profile -o"),
+    ),
+    Case(
+        "missing-input",
+        _params({"data": {"source": "csv", "path": "data/external/mine.csv"}}),
+        ("data.path: data/external/mine.csv not found",),
+    ),
+    Case(
+        "bad-data",
+        _bad_data,
+        ("failed to reproduce 'validate'", "expect_table_columns_to_match_set"),
+        # ingest ran (its splits and lock entry are the bad data's); nothing after it did
+        frozenset(
+            {
+                "params.yaml",
+                "dvc.lock",
+                "data/raw/train.parquet",
+                "data/raw/val.parquet",
+                "data/raw/test.parquet",
+                "data/raw/schema.json",
+                "data/validated/summary.json",
+            }
+        ),
+    ),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_a_mistake_stops_with_one_message_and_restore_undoes_it(
+    project: Path, committed: tuple[Path, dict[str, str]], case: Case
+) -> None:
+    _, good = committed
+    case.make(project)
+    before = state(project)
+    proc = run(project, "dvc", "repro", check=False, timeout=600)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0, output
+    for fragment in case.expect:
+        assert fragment in output, output[-3000:]
+    assert "Traceback" not in output and "errors.pydantic.dev" not in output, output[-3000:]
+    after = state(project)
+    if case.changed == {"params.yaml"}:
+        assert diff(before, after) == [], "a params mistake must change nothing on disk"
+    changed = {k for k in diff(good, after) if not k.startswith("reports/data_docs")}
+    assert changed <= case.changed, sorted(changed - case.changed)
+    assert "artifacts/model/model.safetensors" in after  # the trained model survives
+
+    restored = run(project, "neuroflow", "restore")
+    assert diff(good, state(project)) == [], restored.stderr
+    assert run(project, "git", "status", "--porcelain").stdout == ""
+    assert "up to date" in run(project, "dvc", "status").stdout
+
+
+def test_the_table_lists_every_case() -> None:
+    doc = (REPO / "docs" / "robustness.md").read_text(encoding="utf-8")
+    section = doc[doc.index("## User mistakes") :]
+    rows = re.findall(r"^\| `([a-z-]+)` \|", section, flags=re.M)
+    assert rows == [c.name for c in CASES]
+
+
+def _tiny_preset(root: Path, name: str, **train: Any) -> Path:
+    preset = yaml.safe_load((root / "presets" / f"{name}.yaml").read_text())
+    preset["train"].update({"epochs": 3, "patience": 3, **train})
+    path = root / f"tiny_{name}.yaml"
+    path.write_text(yaml.safe_dump(preset))
+    return path
+
+
+def test_presets_in_sequence_each_start_from_the_committed_params(project: Path) -> None:
+    committed_params = yaml.safe_load((project / "params.yaml").read_text())
+    for name in ("forecast", "anomaly"):
+        preset = _tiny_preset(project, name)
+        proc = run(project, "neuroflow", "run-preset", "--file", str(preset), timeout=600)
+        printed = json.loads(proc.stdout[proc.stdout.index("{") :])
+        assert printed["test"], proc.stdout
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    anomaly = yaml.safe_load((project / "presets" / "anomaly.yaml").read_text())
+    # Nothing of the forecast preset is left: the data section is the committed one plus
+    # the anomaly preset's keys.
+    assert params["data"] == {**committed_params["data"], **anomaly["data"]}
+    assert params["task"] == "anomaly" and params["model"]["type"] == "autoencoder"
+
+
+def test_a_failed_preset_names_the_stage_and_leaves_the_workspace(
+    project: Path, committed: tuple[Path, dict[str, str]]
+) -> None:
+    _, good = committed
+    preset = project / "wrong_suite.yaml"  # wine rows under the breast-cancer suite
+    preset.write_text(yaml.safe_dump({"task": "multiclass", "data": {"name": "wine"}}))
+    proc = run(project, "neuroflow", "run-preset", "--file", str(preset), check=False)
+    assert proc.returncode != 0
+    assert "failed at stage 'validate'" in proc.stderr, proc.stderr[-3000:]
+    assert "expect_table_columns_to_match_set" in proc.stderr
+    assert "as they were before the run" in proc.stderr
+    changed = {k for k in diff(good, state(project)) if not k.startswith("reports/data_docs")}
+    assert changed == set(), sorted(changed)
+
+
+def test_profile_refuses_to_overwrite_a_suite(project: Path) -> None:
+    suite = "data/suites/breast_cancer.json"
+    before = (project / suite).read_bytes()
+    proc = run(project, "neuroflow", "profile", check=False)
+    assert proc.returncode != 0
+    assert proc.stderr.count(suite) == 1 and "--force" in proc.stderr, proc.stderr
+    assert (project / suite).read_bytes() == before
+    run(project, "neuroflow", "profile", "--force")
+    assert json.loads((project / suite).read_text())["expectations"]
+
+
+def test_profile_needs_no_ingest_first(project: Path) -> None:
+    shutil.rmtree(project / "data" / "raw")
+    run(project, "neuroflow", "profile", "-o", "data/suites/fresh.json")
+    assert json.loads((project / "data/suites/fresh.json").read_text())["expectations"]
+    assert not (project / "data" / "raw").exists()  # profiling leaves the pipeline's data alone
