@@ -28,6 +28,7 @@ import logging
 import time
 import warnings
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -178,24 +179,81 @@ def run_onnx(session: onnxruntime.InferenceSession, frame: pd.DataFrame) -> dict
     return {name: np.asarray(value) for name, value in zip(names, results, strict=True)}
 
 
-def parity_max_abs_diff(
-    model_bytes: bytes, pre: FittedPreprocessor, head: torch.nn.Module, frame: pd.DataFrame
-) -> float:
-    """Max |ONNX - PyTorch| on probabilities (classification) or predictions (regression).
+@dataclass(frozen=True)
+class Parity:
+    """How far the ONNX graph's outputs are from PyTorch's on the same raw rows.
 
-    The PyTorch path is ``head(pre.transform(frame))`` in eval mode. NaN anywhere gives NaN,
-    which fails any ``<= tolerance`` check.
+    Tolerance is numpy-``allclose``-like, ``atol + rtol × scale``, with the output's scale (max
+    |PyTorch output|) in place of each element's magnitude: float32 rounding grows with the
+    magnitude of the values the network computes, so a regression target in thousands differs
+    by an ulp of about 5e-4, and a prediction near zero on that target is no more exact than its
+    neighbours. Probabilities (scale ≤ 1) stay within about ``atol + rtol``.
+    """
+
+    output: str  # the output compared: probabilities, prediction or score
+    max_abs_diff: float  # NaN when either side has a NaN
+    scale: float
+    row: int  # the worst element: 0-based row of the frame, and column for 2-D outputs
+    column: int | None
+    onnx_value: float
+    torch_value: float
+
+    def tolerance(self, atol: float, rtol: float) -> float:
+        return atol + rtol * self.scale
+
+    def ok(self, atol: float, rtol: float) -> bool:
+        return self.max_abs_diff <= self.tolerance(atol, rtol)  # False for NaN
+
+    def describe(self, atol: float, rtol: float) -> str:
+        where = f"row {self.row + 1}"
+        if self.column is not None:
+            where += f", column {self.column}"
+        return (
+            f"worst {self.output!r} at {where}: ONNX {self.onnx_value:.9g} vs PyTorch "
+            f"{self.torch_value:.9g}, |diff| {self.max_abs_diff:.3g} > allowed "
+            f"{self.tolerance(atol, rtol):.3g} (export.parity_atol={atol:g} + "
+            f"export.parity_rtol={rtol:g} × output scale {self.scale:.6g})"
+        )
+
+
+def parity(
+    model_bytes: bytes, pre: FittedPreprocessor, head: torch.nn.Module, frame: pd.DataFrame
+) -> Parity:
+    """Compare ONNX with PyTorch on probabilities (classification), predictions or scores.
+
+    The PyTorch path is ``head(pre.transform(frame))`` in eval mode. A NaN on either side is
+    the worst element, and fails any tolerance.
     """
     session = onnxruntime.InferenceSession(model_bytes, providers=["CPUExecutionProvider"])
     outputs = run_onnx(session, frame)
     key = next(k for k in (PROBABILITIES, PREDICTION, SCORE) if k in outputs)
-    expected = _torch_outputs(pre, head, frame)
-    actual = outputs[key]
+    expected = _torch_outputs(pre, head, frame).astype(np.float64)
+    actual = outputs[key].astype(np.float64)
     if actual.shape != expected.shape:
         raise ValueError(f"ONNX {key} has shape {actual.shape}, PyTorch {expected.shape}")
     if actual.size == 0:
-        return 0.0
-    return float(np.max(np.abs(actual.astype(np.float64) - expected.astype(np.float64))))
+        return Parity(key, 0.0, 0.0, 0, None, 0.0, 0.0)
+    diff = np.abs(actual - expected)
+    nan = np.isnan(diff)
+    worst = int(np.argmax(nan)) if nan.any() else int(np.argmax(diff))
+    index = np.unravel_index(worst, diff.shape)
+    finite = np.abs(expected[np.isfinite(expected)])
+    return Parity(
+        output=key,
+        max_abs_diff=float(diff.flat[worst]),
+        scale=float(finite.max()) if finite.size else 0.0,
+        row=int(index[0]),
+        column=int(index[1]) if len(index) > 1 else None,
+        onnx_value=float(actual.flat[worst]),
+        torch_value=float(expected.flat[worst]),
+    )
+
+
+def parity_max_abs_diff(
+    model_bytes: bytes, pre: FittedPreprocessor, head: torch.nn.Module, frame: pd.DataFrame
+) -> float:
+    """Max |ONNX - PyTorch| (see `parity`); NaN fails any ``<= tolerance`` check."""
+    return parity(model_bytes, pre, head, frame).max_abs_diff
 
 
 def mlflow_signature(model: onnx.ModelProto, frame: pd.DataFrame) -> ModelSignature:

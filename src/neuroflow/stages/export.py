@@ -79,9 +79,9 @@ def run(params: Params, paths: Paths) -> dict[str, Any]:
     from neuroflow.export.onnx_graph import (
         build_onnx_model,
         mlflow_signature,
-        parity_max_abs_diff,
         save_onnx,
     )
+    from neuroflow.export.onnx_graph import parity as compare_parity
     from neuroflow.models.store import load_head
     from neuroflow.stages.preprocess import load_preprocessor
 
@@ -94,12 +94,13 @@ def run(params: Params, paths: Paths) -> dict[str, Any]:
     model = build_onnx_model(pre, head, spec, opset=params.export.opset)
     raw_test = pd.read_parquet(paths.raw_split("test"))
     features = raw_test[pre.input_columns]
-    parity = parity_max_abs_diff(model.SerializeToString(), pre, head, features)
-    if parity > params.export.parity_atol:
+    check = compare_parity(model.SerializeToString(), pre, head, features)
+    atol, rtol = params.export.parity_atol, params.export.parity_rtol
+    if not check.ok(atol, rtol):
         raise ParityError(
-            f"ONNX and PyTorch disagree on the test split: max abs diff {parity:.3g} > "
-            f"export.parity_atol={params.export.parity_atol}"
+            f"ONNX and PyTorch disagree on the test split: {check.describe(atol, rtol)}"
         )
+    parity = check.max_abs_diff
     save_onnx(model, paths.onnx)
 
     metrics = read_json(paths.metrics)

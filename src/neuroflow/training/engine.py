@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import torch
 from torch import nn
 
+from neuroflow.errors import NeuroflowError
 from neuroflow.training.checkpoint import (
     CHECKPOINT_NAME,
     CheckpointError,
@@ -281,6 +282,83 @@ def _clone_state(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
+class TrainingDivergedError(NeuroflowError, FloatingPointError):
+    """The training loss became NaN or infinite; the message names the likely cause."""
+
+
+class _NonFinite:
+    """Counts NaN/inf values in a stream of batches, and where in a row they sit."""
+
+    def __init__(self, name: str) -> None:
+        self.name, self.count = name, 0
+        self.where: torch.Tensor | None = None  # per position of a row: any non-finite value
+
+    def add(self, values: torch.Tensor) -> None:
+        if not values.is_floating_point():
+            return
+        bad = ~torch.isfinite(values)
+        count = int(bad.sum())
+        if count:
+            self.count += count
+            if values.ndim > 1:
+                cols = bad.reshape(len(values), -1).any(dim=0).cpu()
+                self.where = cols if self.where is None else self.where | cols
+
+    def describe(self) -> str:
+        if not self.count:
+            return ""
+        plural = "s" if self.count > 1 else ""
+        text = f"NaN/inf in the {self.name} ({self.count} value{plural}"
+        if self.where is not None:
+            cols = torch.nonzero(self.where).flatten().tolist()
+            shown = ", ".join(map(str, cols[:10])) + (", …" if len(cols) > 10 else "")
+            kind = "feature position(s)" if self.name == "inputs" else "column(s)"
+            text += f" in {kind} {shown}"
+        return text + ")"
+
+
+def diverged(
+    epoch: int,
+    loss: float,
+    losses: Sequence[torch.Tensor],
+    data: TrainData,
+    batch: int,
+    shuffle_state: torch.Tensor,
+    settings: TrainSettings,
+) -> TrainingDivergedError:
+    """The error for a non-finite epoch loss, naming its likely cause first.
+
+    The epoch's batches are replayed from the shuffle state it started with (a failure path:
+    one more pass over the training rows, no training): NaN/inf in the inputs or targets is the
+    cause, and a lower learning rate would not help; only finite data points at the optimiser.
+    """
+    steps = torch.stack(list(losses)).float() if losses else torch.zeros(0)
+    first = torch.nonzero(~torch.isfinite(steps)).flatten()[:1].tolist()
+    head = f"training diverged at epoch {epoch} (loss={loss}"
+    head += f", first in step {first[0] + 1}'s batch)" if first else ")"
+    generator = torch.Generator(device=data.shuffle_device)
+    generator.set_state(shuffle_state)
+    inputs, targets = _NonFinite("inputs"), _NonFinite("targets")
+    with torch.no_grad():
+        for xb, yb in data.epoch_batches(batch, generator):
+            inputs.add(xb)
+            targets.add(yb)
+    found = [text for text in (inputs.describe(), targets.describe()) if text]
+    if found:
+        return TrainingDivergedError(
+            f"{head}; likely cause: {' and '.join(found)} of the training rows. Missing or "
+            "infinite values reached training, and a lower train.lr will not help: fix the data "
+            "(ingest refuses missing targets unless data.drop_missing_target is set)"
+        )
+    clip = f"lower train.grad_clip (now {settings.grad_clip:g})"
+    if settings.grad_clip <= 0:
+        clip = "set train.grad_clip (now off), e.g. 1.0"
+    return TrainingDivergedError(
+        f"{head}; the training rows are finite, so the optimisation diverged: lower train.lr "
+        f"(now {settings.lr:g}) or {clip}"
+    )
+
+
 def train_step(
     net: nn.Module,
     model: nn.Module,
@@ -436,6 +514,7 @@ def fit(
             # Detached step losses, summed once per epoch: no extra kernels per step.
             losses: list[torch.Tensor] = []
             sizes: list[float] = []
+            shuffle_state = generator.get_state()  # replays the epoch if the loss turns NaN
             for xb, yb in data.epoch_batches(batch, generator):
                 step = train_step(
                     net,
@@ -466,10 +545,7 @@ def fit(
             val_loss = float(val_loss_t)
             val_acc = float(val_acc_t) if val_acc_t is not None else None
             if not math.isfinite(train_loss):
-                raise FloatingPointError(
-                    f"training diverged at epoch {epoch} (loss={train_loss}); lower train.lr "
-                    "or set train.grad_clip"
-                )
+                raise diverged(epoch, train_loss, losses, data, batch, shuffle_state, settings)
             if scheduler is not None:
                 if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
                     scheduler.step(val_loss)
