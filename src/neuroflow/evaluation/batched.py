@@ -110,8 +110,11 @@ def mae(y: np.ndarray, value: np.ndarray) -> np.ndarray:
 def r2(y: np.ndarray, value: np.ndarray) -> np.ndarray:
     ss_res = ((y - value) ** 2).sum(axis=-1)
     ss_tot = ((y - y.mean(axis=-1, keepdims=True)) ** 2).sum(axis=-1)
+    # A constant target has no variance to explain: 1 for a perfect fit, else 0, as
+    # scikit-learn's r2_score (force_finite) says; NaN would break JSON metrics and the gate.
+    constant = np.where(ss_res == 0, 1.0, 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.asarray(np.where(ss_tot > 0, 1 - ss_res / ss_tot, np.nan))
+        return np.asarray(np.where(ss_tot > 0, 1 - ss_res / ss_tot, constant))
 
 
 METRICS: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
