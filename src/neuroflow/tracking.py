@@ -338,7 +338,8 @@ def describe_model(root: Path, params: Params, version: str, card: str, data_sou
     description (from the model card; the version gets the whole card) and tags."""
     from mlflow.utils.mlflow_tags import MLFLOW_RUN_NOTE  # the experiments' description too
 
-    tags = {"task": params.task, "metric": params.promotion.metric, "data_source": data_source}
+    metric = params.promotion.metric_for(params.task)
+    tags = {"task": params.task, "metric": metric, "data_source": data_source}
     summary = _card_summary(card)
     model_name = params.registry.model_name
     mlc = client(root)
