@@ -11,11 +11,12 @@ import importlib
 import logging
 import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
+
+from neuroflow.commands import ParamsOpt, context, fail, guarded
 
 app = typer.Typer(
     name="neuroflow",
@@ -27,9 +28,6 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
-ParamsOpt = Annotated[
-    Path, typer.Option("--params", "-p", help="Parameters file (DVC's params.yaml).")
-]
 log = logging.getLogger("neuroflow")
 
 
@@ -50,34 +48,13 @@ def _setup_logging(verbose: bool = False) -> None:
     logging.getLogger("neuroflow").setLevel(level)
 
 
-def _fail(message: str, code: int) -> typer.Exit:
-    log.error("%s", message)
-    return typer.Exit(code)
-
-
-def _run(func: Callable[[], Any]) -> Any:
-    from neuroflow.errors import NeuroflowError
-
-    try:
-        return func()
-    except NeuroflowError as exc:
-        raise _fail(str(exc), exc.exit_code) from None
-
-
-def _context(params_file: Path) -> tuple[Any, Any]:
-    from neuroflow.config import Paths, load_params
-
-    root = Path.cwd()
-    return load_params(params_file), Paths(root=root)
-
-
 def _stage(name: str, params_file: Path) -> Any:
     def go() -> Any:
-        params, paths = _context(params_file)
+        params, paths = context(params_file)
         module = importlib.import_module(f"neuroflow.stages.{name}")
         return module.run(params, paths)
 
-    return _run(go)
+    return guarded(go)
 
 
 @app.callback()
@@ -123,10 +100,10 @@ def validate(
     def go() -> None:
         from neuroflow.stages.validate import validate_batch
 
-        cfg, paths = _context(params)
+        cfg, paths = context(params)
         validate_batch(cfg, paths, batch)
 
-    _run(go)
+    guarded(go)
 
 
 @app.command()
@@ -212,10 +189,10 @@ def profile(
         from neuroflow.validation.profile import propose_suite
         from neuroflow.validation.suite import save_suite
 
-        cfg, paths = _context(params)
+        cfg, paths = context(params)
         target = output or paths.root / cfg.validate_.suite
         if target.exists() and not force:
-            raise _fail(
+            raise fail(
                 f"{target} exists: review or edit it, or replace it with --force "
                 "(-o writes elsewhere)",
                 1,
@@ -239,7 +216,7 @@ def profile(
         save_suite(suite, target)
         log.info("proposed suite written to %s: review it, commit it, then `dvc repro`", target)
 
-    _run(go)
+    guarded(go)
 
 
 @app.command()
@@ -270,7 +247,7 @@ def restore() -> None:
                 name,
             )
 
-    _run(go)
+    guarded(go)
 
 
 @app.command()
@@ -283,7 +260,7 @@ def compare(
     """DVC experiments: the params that differ and the test metrics, in the terminal's width."""
     from neuroflow import compare as experiments
 
-    typer.echo(_run(lambda: experiments.run(dvc_args or [])))
+    typer.echo(guarded(lambda: experiments.run(dvc_args or [])))
 
 
 @app.command("show-metrics")
@@ -296,9 +273,9 @@ def show_metrics(params: ParamsOpt = Path("params.yaml")) -> None:
 
         from neuroflow.io import read_json
 
-        _, paths = _context(params)
+        _, paths = context(params)
         if not paths.metrics.exists():
-            raise _fail(f"{paths.metrics} not found: run the pipeline first (`make run`)", 1)
+            raise fail(f"{paths.metrics} not found: run the pipeline first (`make run`)", 1)
         metrics = read_json(paths.metrics)
         table = Table(title=f"test metrics (MLflow run {metrics.get('mlflow_run_id', '?')})")
         table.add_column("metric")
@@ -310,7 +287,7 @@ def show_metrics(params: ParamsOpt = Path("params.yaml")) -> None:
             reg = read_json(paths.registration)
             Console().print(f"registered: {reg['model_uri']} @{reg['alias']}")
 
-    _run(go)
+    guarded(go)
 
 
 # --- extension commands: each module adds its commands with `register(app)` -----------------
@@ -319,6 +296,7 @@ _EXTENSIONS: tuple[str, ...] = (
     "neuroflow.registry.cli",
     "neuroflow.serving.cli",
     "neuroflow.presets",
+    "neuroflow.search.cli",
 )
 
 

@@ -5,7 +5,7 @@ leaf), so a preset runs as a DVC experiment on the real pipeline and params.yaml
 by hand; then it prints the experiment's test metrics. `neuroflow tune` writes its best values
 in the same format, so `neuroflow run-preset --file artifacts/tune/best_params.yaml` applies them.
 
-This module registers the `run-preset`, `cv` and `tune` commands (cli.py's `_EXTENSIONS` hook);
+This module registers the `run-preset` command (cli.py's `_EXTENSIONS` hook);
 it imports only typer at module level.
 """
 
@@ -24,9 +24,6 @@ from neuroflow.errors import ConfigError
 log = logging.getLogger(__name__)
 
 PRESET_DIR = "presets"
-ParamsOpt = Annotated[
-    Path, typer.Option("--params", "-p", help="Parameters file (DVC's params.yaml).")
-]
 
 
 class PresetError(ConfigError):
@@ -203,7 +200,7 @@ def _run_streamed(cmd: list[str], root: Path) -> tuple[int, list[str]]:
 
 
 def register(app: typer.Typer) -> None:
-    from neuroflow.cli import _context, _run
+    from neuroflow.commands import guarded
 
     @app.command("run-preset")
     def run_preset_cmd(
@@ -232,38 +229,7 @@ def register(app: typer.Typer) -> None:
                 json.dumps({"preset": name or str(file), "test": metrics.get("test")}, indent=2)
             )
 
-        _run(go)
-
-    @app.command("cv")
-    def cv_cmd(params: ParamsOpt = Path("params.yaml")) -> None:
-        """k-fold cross-validation on train+val (needs `preprocess`): mean ± std per metric."""
-
-        def go() -> None:
-            from neuroflow.search.cv import cross_validate
-
-            cfg, paths = _context(params)
-            report = cross_validate(cfg, paths)
-            for key, stats in report["summary"].items():
-                typer.echo(f"{key:>18}: {stats['mean']:.4f} ± {stats['std']:.4f}")
-
-        _run(go)
-
-    @app.command("tune")
-    def tune_cmd(
-        params: ParamsOpt = Path("params.yaml"),
-        trials: Annotated[int | None, typer.Option(help="Override tune.trials.")] = None,
-    ) -> None:
-        """Hyperparameter search (TPE / grid / random), each trial a nested MLflow run."""
-
-        def go() -> None:
-            from neuroflow.search.tune import tune
-
-            cfg, paths = _context(params)
-            result = tune(cfg, paths, trials=trials)
-            typer.echo(json.dumps(result["best"], indent=2))
-            typer.echo(f"apply with: neuroflow run-preset --file {result['output']}")
-
-        _run(go)
+        guarded(go)
 
 
 def _stamp() -> str:
