@@ -107,7 +107,8 @@ def resolve(root: Path, overrides: dict[str, Any], origin: str, base: str | None
     try:
         return load_params(root / "params.yaml", overrides, text=base)
     except ParamsError as exc:
-        raise PresetError(f"{origin}: the preset does not give valid params:\n{exc}") from exc
+        detail = str(exc).split("\n", 1)[-1]  # the key lines, without params.yaml's path
+        raise PresetError(f"{origin}: the preset does not give valid params:\n{detail}") from exc
 
 
 def run_preset(
