@@ -7,6 +7,7 @@ BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 STAMP := $(VENV)/.installed
 PRESET ?=
+ARGS ?= # extra `dvc exp show` flags for `make compare`
 PYTEST_ARGS ?=
 # Many tests wait on subprocesses and servers, so more workers than cores keep both busy; past
 # three on two cores the contention costs more than the overlap gains (whole suite: 465 s with
@@ -52,6 +53,9 @@ format: $(STAMP) ## Apply ruff formatting and safe fixes
 	$(BIN)/ruff check --fix src tests pipelines benchmarks
 	$(BIN)/ruff format src tests pipelines benchmarks
 
+compare: $(STAMP) ## Experiments side by side: changed params, test metrics (ARGS=-A: every branch)
+	neuroflow compare -- $(ARGS)
+
 ui: $(STAMP) ## Open the MLflow UI on 127.0.0.1:5000 over the project store
 	$(BIN)/mlflow ui --host 127.0.0.1 --port 5000 --backend-store-uri $${MLFLOW_TRACKING_URI:-sqlite:///mlflow.db}
 
@@ -73,4 +77,4 @@ bench-smoke: $(STAMP) ## Tiny run of every benchmark into a temp dir (what CI ch
 clean: ## Remove pipeline outputs in artifacts/ that git ignores (keeps tracked metrics, .venv, the DVC cache, mlflow.db)
 	git clean -fdX -- artifacts
 
-.PHONY: help venv run test test-fast lint format ui bench bench-smoke lock clean
+.PHONY: help venv run test test-fast lint format compare ui bench bench-smoke lock clean

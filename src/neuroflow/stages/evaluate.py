@@ -8,6 +8,8 @@ cost ~2.5 s.
 from __future__ import annotations
 
 import logging
+import shutil
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,8 +21,12 @@ from neuroflow.io import read_json, write_json
 
 log = logging.getLogger(__name__)
 
-# DVC plot data written by this stage (artifacts/plots/<name>.json), declared in dvc.yaml.
-PLOT_FILES = ("confusion", "roc", "pr", "calibration", "residuals", "forecast")
+# DVC plot data written by this stage: artifacts/plots/test/<kind>/<kind>.json for the kinds that
+# fit the task. Each kind is a folder in dvc.yaml's `plots`, so DVC draws nothing for a kind left
+# empty, where a declared but missing file would be reported as a failure.
+PLOT_KINDS = ("confusion", "roc", "pr", "calibration", "residuals", "forecast")
+# An empty kind's folder holds this (ignored by DVC in .dvcignore) so git keeps the folder.
+PLACEHOLDER = ".gitkeep"
 # Test rows drawn on the decision-boundary picture: more is an opaque cloud that takes minutes
 # to render; a seeded sample keeps the same picture for the same data.
 BOUNDARY_MAX_POINTS = 50_000
@@ -38,6 +44,20 @@ def _sample_rows(n: int, limit: int, seed: int) -> np.ndarray:
     if n <= limit:
         return np.arange(n)
     return np.sort(np.random.default_rng(seed).choice(n, size=limit, replace=False))
+
+
+def write_plot_data(root: Path, plot_data: dict[str, list[dict]]) -> None:
+    """Rewrite root/<kind>/ for every kind: `<kind>.json` where there are rows, else only the
+    placeholder (an earlier run's data for another task is removed, not left to be drawn)."""
+    for kind in PLOT_KINDS:
+        folder = root / kind
+        if folder.exists():
+            shutil.rmtree(folder)
+        folder.mkdir(parents=True)
+        if plot_data.get(kind):
+            write_json(folder / f"{kind}.json", plot_data[kind])
+        else:
+            (folder / PLACEHOLDER).touch()
 
 
 def run(params: Params, paths: Paths) -> dict[str, Any]:
@@ -58,8 +78,7 @@ def run(params: Params, paths: Paths) -> dict[str, Any]:
 
     result: dict[str, Any] = {"mlflow_run_id": run_id, "rows": len(y_test)}
     schema = read_json(paths.schema)
-    # Every plot file DVC declares is written for every task ([] where it does not apply).
-    plot_data: dict[str, list[dict]] = {name: [] for name in PLOT_FILES}
+    plot_data: dict[str, list[dict]] = {}  # kind -> rows, only the kinds that fit the task
     if params.is_classification:
         classes = spec.classes
         overall, per_class = metric_fns.classification_metrics(y_test, output, classes)
@@ -108,8 +127,7 @@ def run(params: Params, paths: Paths) -> dict[str, Any]:
         plot_data["residuals"] = plots.residual_rows(y_test, output)
         pngs.append(paths.report_dir / "residuals.png")
         plots.save_residuals_png(y_test, output, pngs[1])
-    for name, plot_rows in plot_data.items():
-        write_json(paths.plots_dir / f"{name}.json", plot_rows)
+    write_plot_data(paths.plots_dir / "test", plot_data)
     del plot_data
 
     result = metric_fns.json_safe(result)

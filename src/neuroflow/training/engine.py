@@ -230,12 +230,30 @@ def _restore_rng(generator: torch.Generator, state: dict[str, torch.Tensor]) -> 
         torch.cuda.set_rng_state(state["cuda"])
 
 
+# Plain (non-terminal) progress: about this many lines per training run, and one at least this
+# often, so a CI or DVC log shows the run moving without a line per epoch.
+PLAIN_LINES_PER_RUN = 10
+PLAIN_MAX_SILENCE_S = 30.0
+
+
+def plain_every(total: int) -> int:
+    """Epochs between plain progress lines: ~PLAIN_LINES_PER_RUN lines over `total` epochs."""
+    return max(1, math.ceil(total / PLAIN_LINES_PER_RUN))
+
+
 class _Progress:
-    """A rich bar with ETA on a terminal; plain log lines otherwise (CI, DVC logs, Prefect)."""
+    """How training reports itself: a rich bar with ETA on a terminal; otherwise (CI, a DVC log
+    piped to a file, Prefect) a plain line every `plain_every` epochs. Verbose (DEBUG) logging
+    adds a line per epoch either way; the stage logs the run's summary when `fit` returns."""
 
     def __init__(self, total: int, done: int) -> None:
         self._bar: Any = None
         self._task: Any = None
+        self._total, self._done = total, done
+        self._every = plain_every(total)
+        self._started = time.monotonic()
+        self._last_line = self._started
+        self._unreported: EpochRecord | None = None
         if sys.stderr.isatty():
             try:
                 from rich.progress import (
@@ -258,24 +276,53 @@ class _Progress:
             self._task = self._bar.add_task("train", total=total, completed=done, status="")
             self._bar.start()
 
-    def update(self, record: EpochRecord, total: int) -> None:
+    @staticmethod
+    def _status(record: EpochRecord) -> str:
         acc = f" val_acc={record.val_accuracy:.4f}" if record.val_accuracy is not None else ""
-        status = f"loss={record.train_loss:.4f} val_loss={record.val_loss:.4f}{acc}"
+        return f"loss={record.train_loss:.4f} val_loss={record.val_loss:.4f}{acc}"
+
+    def _eta(self, epoch: int) -> str:
+        ran = epoch - self._done
+        if ran <= 0 or epoch >= self._total:
+            return ""
+        left = (time.monotonic() - self._started) / ran * (self._total - epoch)
+        if left < 1:  # nothing worth waiting for
+            return ""
+        return f", ETA {left:.0f}s" if left < 120 else f", ETA {left / 60:.1f}min"
+
+    def _line(self, level: int, record: EpochRecord) -> None:
+        log.log(
+            level,
+            "epoch %d/%d %s lr=%.3g (%.2fs%s)",
+            record.epoch,
+            self._total,
+            self._status(record),
+            record.lr,
+            record.seconds,
+            self._eta(record.epoch),
+        )
+
+    def update(self, record: EpochRecord, total: int) -> None:
+        self._total = total
+        verbose = log.isEnabledFor(logging.DEBUG)
         if self._bar is not None:
-            self._bar.update(self._task, advance=1, status=status)
+            self._bar.update(self._task, advance=1, status=self._status(record))
+            if verbose:  # the bar's console prints it above the bar
+                self._line(logging.DEBUG, record)
+            return
+        now = time.monotonic()
+        due = record.epoch % self._every == 0 or now - self._last_line >= PLAIN_MAX_SILENCE_S
+        if verbose or due:
+            self._line(logging.DEBUG if verbose else logging.INFO, record)
+            self._last_line, self._unreported = now, None
         else:
-            log.info(
-                "epoch %d/%d %s lr=%.3g (%.2fs)",
-                record.epoch,
-                total,
-                status,
-                record.lr,
-                record.seconds,
-            )
+            self._unreported = record
 
     def close(self) -> None:
         if self._bar is not None:
             self._bar.stop()
+        elif self._unreported is not None:  # early stop or the last epoch: where it ended
+            self._line(logging.INFO, self._unreported)
 
 
 def _clone_state(model: nn.Module) -> dict[str, torch.Tensor]:
