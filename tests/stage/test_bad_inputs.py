@@ -3,9 +3,11 @@
 Each case overwrites the source file of a project that passed with a good file, runs the real
 `neuroflow ingest` / `neuroflow validate` commands (in-process, so Great Expectations is
 imported once for the whole matrix) and checks the exit code and that the message names the
-file or split, the column, the rule and offending values. The pipeline-level guarantees (nothing
-downstream runs, outputs recoverable with `dvc checkout`, registry untouched) are checked through
-`dvc repro` on representative cases in tests/e2e/test_faults.py.
+file or split, the column, the rule and offending values (cells by their line in a CSV file, the
+header being line 1, or their 1-based data row in a Parquet file). A failed ingest changes no
+file of the project. The pipeline-level guarantees (nothing downstream runs, outputs
+recoverable, registry untouched) are checked through `dvc repro` on representative cases in
+tests/e2e/test_faults.py.
 """
 
 from __future__ import annotations
@@ -58,14 +60,33 @@ def write_source(frame: pd.DataFrame, path: Path, fmt: str, **csv: str) -> None:
         frame.to_parquet(path, index=False)
 
 
+# A substring of the message, or one that depends on the format (cells are located by line in
+# a CSV file, by data row in a Parquet file).
+Expected = str | Callable[[str], str]
+
+
 @dataclass(frozen=True)
 class Case:
     name: str
     stage: str  # the command that must fail: ingest | validate
     make: Callable[[Path, str], None]  # (source path, format) -> writes the bad file
-    expect: tuple[str, ...]  # substrings the error message must contain
+    expect: tuple[Expected, ...]  # substrings the error message must contain
     formats: tuple[str, ...] = ("csv", "parquet")
     params: dict[str, object] | None = None  # params.yaml overrides for this case
+
+
+def where(fmt: str, row: int) -> str:
+    """How a message names the 0-based data row `row` of a file written by `write_source`."""
+    return f"line {row + 2}" if fmt == "csv" else f"row {row + 1}"
+
+
+def cells(*found: tuple[int, str]) -> Callable[[str], str]:
+    """'line 2 'twelve', line 27 'twelve'' (CSV) / 'row 1 'twelve', …' (Parquet)."""
+    return lambda fmt: ", ".join(f"{where(fmt, row)} {value}" for row, value in found)
+
+
+def rows(*found: int) -> Callable[[str], str]:
+    return lambda fmt: ", ".join(where(fmt, row) for row in found)
 
 
 def _frame_case(change: Callable[[pd.DataFrame], pd.DataFrame]) -> Callable[[Path, str], None]:
@@ -75,7 +96,9 @@ def _frame_case(change: Callable[[pd.DataFrame], pd.DataFrame]) -> Callable[[Pat
     return make
 
 
-def _set(column: str, rows: slice, value: object) -> Callable[[pd.DataFrame], pd.DataFrame]:
+def _set(
+    column: str, rows: slice | list[int], value: object
+) -> Callable[[pd.DataFrame], pd.DataFrame]:
     def change(frame: pd.DataFrame) -> pd.DataFrame:
         frame = frame.copy()
         if not isinstance(value, float | int):
@@ -131,9 +154,30 @@ def _non_utf8(path: Path, fmt: str) -> None:
 
 def _wrong_dtype(frame: pd.DataFrame) -> pd.DataFrame:
     frame = frame.copy()
-    frame["count"] = frame["count"].astype(str)  # numbers as text, some not numbers at all
+    frame["count"] = frame["count"].astype(str)  # numbers as text, 4 % not numbers at all
     frame.loc[::25, "count"] = "twelve"
     return frame
+
+
+def _mostly_text(frame: pd.DataFrame) -> pd.DataFrame:
+    frame = frame.copy()
+    frame["count"] = frame["count"].astype(str)  # half words: a text column, not stray cells
+    frame.loc[::2, "count"] = "many"
+    return frame
+
+
+def _missing_file(path: Path, fmt: str) -> None:
+    path.unlink()
+
+
+def _text_after_multiline_cell(path: Path, fmt: str) -> None:
+    """A quoted cell spanning two lines shifts every later row down one line in the file."""
+    frame = good_frame()
+    frame["color"] = frame["color"].astype(object)
+    frame.loc[3, "color"] = "dark\nred"
+    frame["ratio"] = frame["ratio"].astype(object)
+    frame.loc[10, "ratio"] = "n.a."
+    frame.to_csv(path, index=False)
 
 
 CASES = [
@@ -156,10 +200,29 @@ CASES = [
         ("missing columns ['ratio']", "unexpected columns ['ratio_v2']"),
     ),
     Case(
-        "wrong_dtype",
-        "validate",
+        "text_in_numeric_column",
+        "ingest",
         _frame_case(_wrong_dtype),
-        ("column 'count'", "expect_column_values_to_be_in_type_list", "'twelve'"),
+        (
+            "input.",
+            "column 'count': 16 cell(s) are not numbers in a numeric column "
+            "(384 of 400 filled cells are)",
+            cells((0, "'twelve'"), (25, "'twelve'"), (50, "'twelve'")),
+            "list 'count' in data.categorical if it is not numeric",
+        ),
+    ),
+    Case(
+        "text_after_multiline_cell",
+        "ingest",
+        _text_after_multiline_cell,
+        ("input.csv", "column 'ratio'", "line 13 'n.a.'"),  # row 10: line 12, +1 for row 3
+        formats=("csv",),
+    ),
+    Case(
+        "text_column_where_numbers_expected",  # below the 95 % rule: a text column
+        "validate",
+        _frame_case(_mostly_text),
+        ("column 'count'", "expect_column_values_to_be_in_type_list", "'many'"),
     ),
     Case(
         "all_null_column",
@@ -192,12 +255,65 @@ CASES = [
         ("column 'age'", "expect_column_values_to_be_between", "1000000.0"),
     ),
     Case(
-        "unseen_label",
+        "unseen_category",
         "validate",
-        _frame_case(_set(TARGET, slice(0, None, 10), "maybe")),
-        ("column 'label'", "expect_column_values_to_be_in_set", "'maybe'"),
+        _frame_case(_set("color", slice(0, None, 10), "purple")),
+        ("column 'color'", "expect_column_values_to_be_in_set", "'purple'"),
     ),
-    Case("empty_file", "ingest", _empty, ("input.",)),
+    Case(
+        "third_label_for_binary",
+        "ingest",
+        _frame_case(_set(TARGET, slice(0, None, 10), "maybe")),
+        ("input.", "task=binary needs two classes", "has 3 (['maybe', 'no', 'yes'])", "multiclass"),
+    ),
+    Case(
+        "single_class",
+        "ingest",
+        _frame_case(lambda f: f.assign(**{TARGET: "yes"})),
+        ("input.", "'label' has a single class ('yes' in all 400 rows)", "needs at least two"),
+    ),
+    Case(
+        "missing_label",
+        "ingest",
+        _frame_case(_set(TARGET, [5, 6, 300], None)),
+        (
+            "input.",
+            "target column 'label' is missing in 3 of 400 rows",
+            rows(5, 6, 300),
+            "data.drop_missing_target: true",
+        ),
+    ),
+    Case(
+        "missing_regression_target",  # `age` has 20 missing values, every 20th row
+        "ingest",
+        _frame_case(lambda f: f),
+        (
+            "input.",
+            "target column 'age' is missing in 20 of 400 rows",
+            lambda fmt: rows(0, 20, 40, 60, 80)(fmt) + ", …)",
+        ),
+        params={"task": "regression", "data": {"target": "age"}},
+    ),
+    Case(
+        "text_in_regression_target",
+        "ingest",
+        _frame_case(_wrong_dtype),
+        (
+            "input.",
+            "column 'count': task=regression needs a numeric target, but 16 cell(s) are not",
+            cells((0, "'twelve'"), (25, "'twelve'")),
+        ),
+        params={"task": "regression", "data": {"target": "count"}},
+    ),
+    Case(
+        "two_rows",
+        "ingest",
+        _frame_case(lambda f: f.head(2)),
+        ("input.", "2 row(s) cannot make train, val and test splits"),
+        params={"task": "regression", "data": {"target": "ratio"}},
+    ),
+    Case("missing_file", "ingest", _missing_file, ("input.", "file not found")),
+    Case("empty_file", "ingest", _empty, ("input.", "the file is empty")),
     Case("header_only", "ingest", _header_only, ("input.", "no data rows")),
     Case(
         "duplicate_rows",
@@ -249,10 +365,22 @@ def invoke(root: Path, *args: str) -> tuple[int, str]:
 def merge_params(root: Path, overrides: dict[str, object]) -> None:
     path = root / "params.yaml"
     params = yaml.safe_load(path.read_text())
-    for section, values in overrides.items():
-        assert isinstance(values, dict)
-        params.setdefault(section, {}).update(values)
+    for key, values in overrides.items():
+        if isinstance(values, dict):
+            params.setdefault(key, {}).update(values)
+        else:
+            params[key] = values
     path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def project_files(root: Path) -> dict[str, bytes]:
+    """Every file of the project but the ones a case edits (the input and params.yaml)."""
+    edited = {root / "params.yaml", root / "data" / "external"}
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and not edited & {p, *p.parents}
+    }
 
 
 def review_suite(path: Path) -> None:
@@ -308,7 +436,7 @@ def test_bad_input_stops_the_pipeline(
     case: Case, fmt: str, baselines: dict[str, Path], tmp_path: Path
 ) -> None:
     root = shutil.copytree(baselines[fmt], tmp_path / "project")
-    raw_before = {p.name: p.read_bytes() for p in (root / "data" / "raw").iterdir()}
+    before = project_files(root)
     if case.params:
         merge_params(root, case.params)
     case.make(root / "data" / "external" / f"input.{fmt}", fmt)
@@ -316,8 +444,11 @@ def test_bad_input_stops_the_pipeline(
     code, out = invoke(root, "ingest")
     if case.stage == "ingest":
         assert code != 0, f"ingest accepted a {case.name} file:\n{out}"
-        # A failed ingest leaves the previous raw splits as they were.
-        assert {p.name: p.read_bytes() for p in (root / "data" / "raw").iterdir()} == raw_before
+        assert "Traceback" not in out
+        # A failed ingest changes nothing: the previous raw splits, schema and suite stay.
+        after = project_files(root)
+        changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+        assert not changed, f"a failed ingest changed {changed}"
     else:
         assert code == 0, out
         code, out = invoke(root, "validate")
@@ -325,6 +456,7 @@ def test_bad_input_stops_the_pipeline(
         summary = json.loads((root / "data" / "validated" / "summary.json").read_text())
         assert summary["success"] is False
         assert "Traceback" not in out
-    for text in case.expect:
+    for expected in case.expect:
+        text = expected(fmt) if callable(expected) else expected
         assert text in out, f"{text!r} missing from the {case.stage} message:\n{out}"
     assert not (root / "data" / "processed").exists()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from neuroflow.errors import DataError
+
 
 def split_indices(
     target: pd.Series,
@@ -25,6 +27,11 @@ def split_indices(
     from sklearn.model_selection import train_test_split
 
     labels = target.reset_index(drop=True)
+    if len(labels) < 3:  # scikit-learn's own error speaks of n_samples and train_size
+        raise DataError(
+            f"{len(labels)} row(s) cannot make train, val and test splits: at least 3 are needed "
+            "(and far more to learn anything)"
+        )
 
     def strat(positions: np.ndarray) -> pd.Series | None:
         part = labels.iloc[positions]

@@ -12,13 +12,19 @@ import yaml
 
 from neuroflow.config import SPLITS, Params, Paths
 from neuroflow.data.sources import (
+    RowLocator,
     SourceError,
     check_structure,
     load_bundled,
+    name_rows,
     normalise_types,
+    quote_cells,
     read_table,
+    text_cells,
+    text_in_numeric_columns,
 )
 from neuroflow.data.split import split_indices
+from neuroflow.errors import DataError
 from neuroflow.io import write_json, write_with
 
 log = logging.getLogger(__name__)
@@ -130,6 +136,74 @@ def _modality(params: Params, frame: pd.DataFrame, numeric: list[str]) -> dict[s
     return extra
 
 
+def _checked_target(
+    params: Params, frame: pd.DataFrame, origin: str, locator: RowLocator
+) -> tuple[pd.DataFrame, np.ndarray | None]:
+    """The frame with a target every task can learn from, and the rows kept (None: all).
+
+    Numbers for regression and forecasting, a value in every row (or the row dropped, with
+    data.drop_missing_target), and at least two classes to tell apart for classification.
+    """
+    cfg, task = params.data, params.task
+    target = frame[cfg.target]
+    if task in ("regression", "forecast"):
+        bad, _ = text_cells(target)
+        if len(bad):
+            positions = frame.index.get_indexer(bad.index).tolist()
+            cells = quote_cells(locator, positions, bad.tolist())
+            raise SourceError(
+                f"{origin}, column {cfg.target!r}: task={task} needs a numeric target, but "
+                f"{len(bad)} cell(s) are not numbers: {cells}. Fix these cells, or set task to "
+                "binary or multiclass if these are labels"
+            )
+        target = pd.to_numeric(target, errors="coerce").astype("float64")  # blank text → NaN
+        infinite = np.isinf(target.to_numpy())
+        if infinite.any():
+            positions = np.flatnonzero(infinite).tolist()
+            raise SourceError(
+                f"{origin}, column {cfg.target!r}: {len(positions)} target value(s) are infinite: "
+                f"{quote_cells(locator, positions, target.iloc[positions].tolist())}"
+            )
+        frame[cfg.target] = target
+    missing = target.isna().to_numpy()
+    if not pd.api.types.is_numeric_dtype(target):  # a blank label is no label
+        missing = missing | (target.astype(str).str.strip() == "").to_numpy()
+    kept: np.ndarray | None = None
+    if missing.any():
+        positions = np.flatnonzero(missing).tolist()
+        count = f"{len(positions)} of {len(frame)} rows ({name_rows(locator, positions)})"
+        if not cfg.drop_missing_target:
+            raise SourceError(
+                f"{origin}: target column {cfg.target!r} is missing in {count}; fill or remove "
+                "those rows, or set data.drop_missing_target: true to drop them at ingest"
+            )
+        log.warning(
+            "ingest: dropped %s whose target %r is missing (data.drop_missing_target)",
+            count,
+            cfg.target,
+        )
+        kept = ~missing
+        frame = frame[kept].reset_index(drop=True)
+        if frame.empty:
+            raise SourceError(f"{origin}: target column {cfg.target!r} is missing in every row")
+    if params.is_classification:
+        classes = frame[cfg.target].unique()
+        dropped = " after dropping the rows without one" if kept is not None else ""
+        if len(classes) < 2:
+            only = _python(classes[0])
+            raise SourceError(
+                f"{origin}: target column {cfg.target!r} has a single class ({only!r} in all "
+                f"{len(frame)} rows{dropped}); task={task} needs at least two"
+            )
+        if task == "binary" and len(classes) > 2:
+            shown = sorted(str(c) for c in classes)[:10]
+            raise SourceError(
+                f"{origin}: task=binary needs two classes, but target column {cfg.target!r} has "
+                f"{len(classes)} ({shown}); set task: multiclass"
+            )
+    return frame, kept
+
+
 def _python(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
 
@@ -141,16 +215,19 @@ def run(params: Params, paths: Paths) -> dict[str, Any]:
     unknown = [c for c in [*cfg.drop, *cfg.categorical] if c not in frame.columns]
     if unknown:
         raise SourceError(f"{origin}: data.drop/data.categorical name unknown column(s) {unknown}")
+    # CSV rows are named by their line in the file; nothing else has lines.
+    locator = RowLocator(Path(origin), cfg.csv_delimiter) if cfg.source == "csv" else RowLocator()
+    if cfg.source in ("csv", "parquet"):
+        skip = [cfg.target, *cfg.categorical, *cfg.drop]
+        text_in_numeric_columns(frame, origin=origin, locator=locator, skip=skip)
     frame = frame.drop(columns=cfg.drop)
     times = frame.pop("time").astype(str).tolist() if cfg.source == "series" else []
     frame, numeric, categorical = normalise_types(
         frame, target=cfg.target, categorical=cfg.categorical
     )
-    if params.task in ("regression", "forecast"):
-        frame[cfg.target] = pd.to_numeric(frame[cfg.target], errors="coerce").astype("float64")
-    elif frame[cfg.target].isna().any():
-        rows = frame.index[frame[cfg.target].isna()].tolist()[:5]
-        raise SourceError(f"{origin}: target column {cfg.target!r} has missing labels, rows {rows}")
+    frame, kept = _checked_target(params, frame, origin, locator)
+    if kept is not None and times:
+        times = [t for t, keep in zip(times, kept, strict=True) if keep]
 
     if params.task == "forecast":
         from neuroflow.data.series import chronological_indices
@@ -159,14 +236,17 @@ def run(params: Params, paths: Paths) -> dict[str, Any]:
             len(frame), val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction
         )
     else:
-        positions = split_indices(
-            frame[cfg.target],
-            stratify=params.is_classification or params.task == "anomaly",
-            val_fraction=cfg.val_fraction,
-            test_fraction=cfg.test_fraction,
-            seed=params.seed,
-            bins=cfg.regression_bins if params.task == "regression" else 0,
-        )
+        try:
+            positions = split_indices(
+                frame[cfg.target],
+                stratify=params.is_classification or params.task == "anomaly",
+                val_fraction=cfg.val_fraction,
+                test_fraction=cfg.test_fraction,
+                seed=params.seed,
+                bins=cfg.regression_bins if params.task == "regression" else 0,
+            )
+        except DataError as exc:
+            raise SourceError(f"{origin}: {exc}") from exc
     if params.task == "anomaly":
         positions = _normal_only(positions, frame[cfg.target], cfg.normal_class, origin)
     _write_splits(frame, positions, paths)
