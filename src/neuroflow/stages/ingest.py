@@ -147,8 +147,8 @@ def _checked_target(
     cfg, task = params.data, params.task
     target = frame[cfg.target]
     if task in ("regression", "forecast"):
-        bad, _ = text_cells(target)
-        if len(bad):
+        bad = text_cells(target)[0] if not pd.api.types.is_numeric_dtype(target) else None
+        if bad is not None and len(bad):
             positions = frame.index.get_indexer(bad.index).tolist()
             cells = quote_cells(locator, positions, bad.tolist())
             raise SourceError(
