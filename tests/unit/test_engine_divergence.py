@@ -77,3 +77,13 @@ def test_finite_data_points_at_the_optimiser() -> None:
     assert "lower train.lr (now 10)" in message
     assert "set train.grad_clip (now off)" in message
     assert "NaN/inf in the" not in message
+
+
+@pytest.mark.gpu
+def test_on_cuda_the_epoch_replays_on_the_device_generator() -> None:
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device on this machine; runs on the GPU host")
+    data = rows()
+    data.y_train[[5, 77, 120]] = math.nan
+    message = diverge(data, TrainSettings(epochs=3, batch_size=32, loss="mse", device="cuda"))
+    assert "; likely cause: NaN/inf in the targets (3 values) of the training rows." in message
