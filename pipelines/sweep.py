@@ -23,11 +23,12 @@ from prefect.futures import PrefectFuture, as_completed
 from prefect.tasks import exponential_backoff
 from pydantic import BaseModel, ConfigDict, Field
 
+from neuroflow.evaluation.direction import lower_is_better
+from neuroflow.registry.names import CHALLENGER, set_challenger
 from pipelines import dag
 from pipelines.dag import ParamValue
-from pipelines.flows import CHALLENGER, RetryPolicy, _is_transient
+from pipelines.flows import RetryPolicy, _is_transient
 
-LOWER_IS_BETTER = frozenset({"rmse", "mae", "mse", "log_loss", "loss"})
 _git_lock = threading.Lock()  # `git worktree add/remove` edit shared .git state
 
 
@@ -151,7 +152,7 @@ def best_of(rows: list[dict[str, Any]], metric: str) -> dict[str, Any]:
     scored = [r for r in rows if r["test"].get(metric) is not None]
     if not scored:
         raise dag.StageFailedError(f"no trial reported test metric {metric!r}")
-    pick = min if metric in LOWER_IS_BETTER else max
+    pick = min if lower_is_better(metric) else max
     return pick(scored, key=lambda r: float(r["test"][metric]))
 
 
@@ -204,7 +205,8 @@ def sweep(
     trials = expand(grid, samples, seed)
     for trial in trials:  # every override is checked before any trial starts
         dag.check_overrides(workspace, trial.overrides)
-    rank_by = metric or load_params(workspace / "params.yaml").promotion.metric
+    params = load_params(workspace / "params.yaml")
+    rank_by = metric or params.promotion.metric_for(params.task)
     tracking = nf_tracking.tracking_uri(workspace)
     ensure_experiment(workspace)
     cache_dir = shared_cache_dir(workspace)
@@ -242,7 +244,7 @@ def sweep(
     if propose:
         client = nf_tracking.client(workspace)
         with nf_tracking.reachable(tracking):
-            client.set_registered_model_alias(best["model_name"], CHALLENGER, best["version"])
+            set_challenger(client, best["model_name"], best["version"])
         logger.info(
             "proposed trial %d (%s version %s) as @%s",
             best["trial"],

@@ -47,7 +47,11 @@ def data() -> tuple[pd.DataFrame, pd.DataFrame]:
     )
 
 
-def _train(train: pd.DataFrame, *, steps: int, seed: int, label_noise: float) -> onnx.ModelProto:
+def _train(
+    train: pd.DataFrame, *, steps: int, seed: int, label_noise: float, permute: bool = False
+) -> onnx.ModelProto:
+    """`permute`: the same function with its hidden units reordered (different weights, the
+    same predictions up to float rounding)."""
     import torch
 
     from neuroflow.export.onnx_graph import build_onnx_model
@@ -80,6 +84,13 @@ def _train(train: pd.DataFrame, *, steps: int, seed: int, label_noise: float) ->
         opt.zero_grad()
         torch.nn.functional.cross_entropy(net(x), t).backward()
         opt.step()
+    if permute:
+        first, last = (m for m in net.modules() if isinstance(m, torch.nn.Linear))
+        order = torch.arange(first.out_features).flip(0)
+        with torch.no_grad():
+            first.weight.copy_(first.weight[order])
+            first.bias.copy_(first.bias[order])
+            last.weight.copy_(last.weight[:, order])
     return build_onnx_model(pre, InferenceHead(net, spec).eval(), spec)
 
 
@@ -89,6 +100,7 @@ def models(data: tuple[pd.DataFrame, pd.DataFrame]) -> dict[str, onnx.ModelProto
     return {
         "good": _train(train, steps=150, seed=1, label_noise=0.0),
         "ok": _train(train, steps=40, seed=2, label_noise=0.3),
+        "ok_permuted": _train(train, steps=40, seed=2, label_noise=0.3, permute=True),
         "noise": _train(train, steps=150, seed=3, label_noise=0.5),  # learned nothing real
     }
 
@@ -96,11 +108,13 @@ def models(data: tuple[pd.DataFrame, pd.DataFrame]) -> dict[str, onnx.ModelProto
 class Store:
     """A project root with a SQLite MLflow store and the frozen raw test split."""
 
-    def __init__(self, root: Path, test: pd.DataFrame, **promotion_cfg: Any) -> None:
+    def __init__(
+        self, root: Path, test: pd.DataFrame, uri: str | None = None, **promotion_cfg: Any
+    ) -> None:
         import mlflow
 
         self.root = root
-        self.uri = f"sqlite:///{root / 'mlflow.db'}"
+        self.uri = uri or f"sqlite:///{root / 'mlflow.db'}"
         self.test = test
         self.test_path = root / "data" / "raw" / "test.parquet"
         self.test_path.parent.mkdir(parents=True)
@@ -115,41 +129,64 @@ class Store:
         mlflow.set_tracking_uri(self.uri)
         self.client = mlflow.MlflowClient(self.uri, self.uri)
 
-    def register(self, model: onnx.ModelProto, *, eval_artifact: bool = True) -> str:
-        """Log + register like the export stage: signature, tags, @challenger, eval rows."""
+    def register(
+        self, model: onnx.ModelProto, *, eval_artifact: bool = True, dedupe: bool = True
+    ) -> str:
+        """Log + register through the export stage's code: content hash, tags, @challenger,
+        eval rows. `dedupe=False` registers the way older releases did (no content hash)."""
         import mlflow
         import mlflow.onnx
 
         from neuroflow.export.onnx_graph import mlflow_signature
+        from neuroflow.registry.register import content_hash, register_challenger
         from neuroflow.stages.export import pip_requirements
 
         mlflow.set_tracking_uri(self.uri)
         mlflow.set_registry_uri(self.uri)
         experiment = mlflow.get_experiment_by_name("neuroflow")
+        local = self.uri.startswith("sqlite:")  # a server keeps its own artifact store
         exp_id = (
             experiment.experiment_id
             if experiment
             else mlflow.create_experiment(
-                "neuroflow", artifact_location=(self.root / "mlruns").as_uri()
+                "neuroflow", artifact_location=(self.root / "mlruns").as_uri() if local else None
             )
         )
         example = self.test.drop(columns=["target"]).head(5)
-        with mlflow.start_run(experiment_id=exp_id):
-            info = mlflow.onnx.log_model(
-                model,
-                name="model",
-                signature=mlflow_signature(model, example),
-                pip_requirements=pip_requirements(),
-                save_as_external_data=False,
-                onnx_execution_providers=["CPUExecutionProvider"],
-                registered_model_name=NAME,
+        run_id = self.client.create_run(exp_id).info.run_id
+
+        def log_model() -> Any:
+            with mlflow.start_run(run_id=run_id):
+                info = mlflow.onnx.log_model(
+                    model,
+                    name="model",
+                    signature=mlflow_signature(model, example),
+                    pip_requirements=pip_requirements(),
+                    save_as_external_data=False,
+                    onnx_execution_providers=["CPUExecutionProvider"],
+                    registered_model_name=None if dedupe else NAME,
+                )
+                if eval_artifact:  # what export logs: the raw test split as eval/test.parquet
+                    mlflow.log_artifact(str(self.test_path), "eval")
+            return info
+
+        tags = {"data.test_sha256": sha256(self.test_path)}
+        if not dedupe:
+            version = str(log_model().registered_model_version)
+            self.client.set_registered_model_alias(NAME, "challenger", version)
+            self.client.set_model_version_tag(
+                NAME, version, "data.test_sha256", tags["data.test_sha256"]
             )
-            if eval_artifact:  # what export logs: the raw test split as eval/test.parquet
-                mlflow.log_artifact(str(self.test_path), "eval")
-        version = str(info.registered_model_version)
-        self.client.set_registered_model_alias(NAME, "challenger", version)
-        self.client.set_model_version_tag(NAME, version, "data.test_sha256", sha256(self.test_path))
-        return version
+            return version
+        registered = register_challenger(
+            self.client,
+            name=NAME,
+            run_id=run_id,
+            digest=content_hash(model.SerializeToString(), {"test": "preprocessing"}),
+            tags=tags,
+            log_model=log_model,
+        )
+        return registered.version
 
     def champion(self) -> str | None:
         version = self.client.get_registered_model(NAME).aliases.get("champion")
@@ -415,3 +452,166 @@ def test_lock_file_sits_beside_a_local_store(tmp_path: Path) -> None:
     assert ledger.lock_file(f"file://{tmp_path}/mlruns") == tmp_path / "mlruns" / ".promotion.lock"
     assert ledger.lock_file("http://127.0.0.1:5000") is None
     assert ledger.lock_file("postgresql://db/mlflow") is None
+
+
+# --------------------------------------------------------------------------- equal is not better
+
+
+def test_equal_challenger_is_rejected_as_no_improvement(
+    store: Store, models: dict[str, onnx.ModelProto]
+) -> None:
+    p, root = store.params, store.root
+    v1 = store.register(models["ok"])
+    assert promotion.promote(p, root).decision == "promoted"
+
+    # The same weights registered again (as releases before content hashing did).
+    v2 = store.register(models["ok"], dedupe=False)
+    assert v2 != v1
+    out = promotion.promote(p, root)
+    assert out.decision == "rejected" and store.champion() == v1
+    assert "no improvement: the predictions equal the champion's" in out.message
+    assert out.gate is not None and out.gate.comparison is not None
+    assert out.gate.comparison.identical and out.gate.comparison.improvement == 0
+
+    # Different weights (hidden units permuted), identical predictions: a new content hash, so
+    # a new version, and the gate still sees no improvement.
+    v3 = store.register(models["ok_permuted"])
+    assert v3 not in (v1, v2)
+    out = promotion.promote(p, root)
+    assert out.decision == "rejected" and store.champion() == v1
+    assert "no improvement" in out.message
+    decisions = [e.decision for e in ledger.entries(store.client, NAME)]
+    assert decisions == ["promoted", "rejected", "rejected"]
+
+
+# --------------------------------------------------------------------------- rollback sticks
+
+
+def test_rolled_back_version_needs_an_explicit_override(
+    store: Store, models: dict[str, onnx.ModelProto]
+) -> None:
+    v1 = store.register(models["ok"])
+    assert promotion.promote(store.params, store.root).decision == "promoted"
+    v2 = store.register(models["good"])
+    assert store.cli("promote").returncode == 0 and store.champion() == v2
+    assert store.cli("rollback", "--reason", "canary error rate 4%").returncode == 0
+    assert store.champion() == v1
+    tags = store.client.get_model_version(NAME, v2).tags
+    assert tags["promotion.rolled_back"] == "canary error rate 4%"
+
+    # @challenger still points at v2: promoting it again is refused, naming the rollback.
+    again = store.cli("promote")
+    assert again.returncode == 3 and store.champion() == v1
+    assert "canary error rate 4%" in again.stdout and "--allow-rolled-back" in again.stdout
+    refused = ledger.entries(store.client, NAME)[-1]
+    assert refused.decision == "rejected" and "rolled_back" in refused.reason
+
+    no_reason = store.cli("promote", "--allow-rolled-back", check=False)
+    assert no_reason.returncode not in (0, 3) and "--reason" in no_reason.stderr
+    assert store.champion() == v1
+
+    allowed = store.cli(
+        "promote", "--allow-rolled-back", "--reason", "fixed upstream feed", "--json"
+    )
+    out = json.loads(allowed.stdout)
+    assert out["decision"] == "promoted" and store.champion() == v2
+    assert out["override"] == "fixed upstream feed"
+    last = ledger.entries(store.client, NAME)[-1]
+    assert (last.decision, last.challenger, last.override) == (
+        "promoted",
+        v2,
+        "fixed upstream feed",
+    )
+    run = store.client.get_run(last.run_id)
+    assert run.data.tags["neuroflow.ledger.override"] == "fixed upstream feed"
+
+
+# ------------------------------------------------------------------------ one version per content
+
+
+def test_identical_content_registers_one_version(
+    store: Store, models: dict[str, onnx.ModelProto]
+) -> None:
+    from neuroflow.registry.register import RUN_REUSED_TAG, RUN_VERSION_TAG
+
+    v1 = store.register(models["ok"])
+    v2 = store.register(models["good"])  # changed weights: a new version
+    assert (v1, v2) == ("1", "2")
+    assert str(store.client.get_registered_model(NAME).aliases["challenger"]) == v2
+    again = store.register(models["ok"])  # a re-export of v1's content
+    assert again == v1
+    assert str(store.client.get_registered_model(NAME).aliases["challenger"]) == v1
+    versions = store.client.search_model_versions(f"name = '{NAME}'")
+    assert sorted(str(mv.version) for mv in versions) == ["1", "2"]
+    assert len({mv.tags["content.sha256"] for mv in versions}) == 2
+    experiment = store.client.get_experiment_by_name("neuroflow")
+    assert experiment is not None
+    runs = store.client.search_runs([experiment.experiment_id])
+    reused = [r for r in runs if r.data.tags.get(RUN_REUSED_TAG) == "true"]
+    assert len(reused) == 1 and reused[0].data.tags[RUN_VERSION_TAG] == v1
+
+
+# --------------------------------------------------------------------------- dry run
+
+
+def test_dry_run_prints_the_evidence_table_and_json(
+    store: Store, models: dict[str, onnx.ModelProto]
+) -> None:
+    store.register(models["ok"])
+    promotion.promote(store.params, store.root)
+    store.register(models["good"])
+    text = store.cli("promote", "--dry-run").stdout
+    rows = ("metric", "champion", "challenger", "delta", "interval", "slices", "decision", "reason")
+    for row in rows:
+        assert f"│ {row}" in text, text
+    assert "roc_auc (higher is better)" in text and "dry run: would promote" in text
+    evidence = json.loads(store.cli("promote", "--dry-run", "--json").stdout)
+    assert list(evidence["summary"]) == list(rows)
+    assert evidence["summary"]["decision"] == "dry run: would promote"
+    assert evidence["gate"]["comparison"]["ci_low"] > evidence["gate"]["min_delta"] > 0
+    assert store.champion() == "1"
+
+
+# --------------------------------------------------------------------------- a tracking server
+
+
+def test_registry_against_a_real_mlflow_server(
+    tmp_path: Path,
+    data: tuple[pd.DataFrame, pd.DataFrame],
+    models: dict[str, onnx.ModelProto],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Content dedupe, the lease lock, rollback and its override over MLflow's REST API."""
+    from tests.conftest import mlflow_server
+
+    server_dir = tmp_path / "server"
+    server_dir.mkdir()
+    with mlflow_server(
+        f"sqlite:///{server_dir / 'server.db'}", server_dir / "artifacts", server_dir / "log"
+    ) as url:
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
+        monkeypatch.chdir(tmp_path)
+        store = Store(tmp_path, data[1], uri=url, thresholds={"binary": {"accuracy": 0.7}})
+        p, root = store.params, store.root
+        v1 = store.register(models["ok"])
+        assert store.register(models["ok"]) == v1  # found by its content hash over REST
+        assert promotion.promote(p, root).decision == "promoted"
+        v2 = store.register(models["good"])
+        assert promotion.promote(p, root).decision == "promoted" and store.champion() == v2
+        promotion.rollback(p, root, reason="p99 latency")
+        assert store.champion() == v1
+        refused = promotion.promote(p, root)
+        assert refused.decision == "rejected" and "p99 latency" in refused.message
+        allowed = promotion.promote(p, root, allow_rolled_back=True, reason="latency fixed")
+        assert allowed.decision == "promoted" and store.champion() == v2
+        entries = ledger.entries(store.client, NAME)
+        assert [e.decision for e in entries] == [
+            "promoted",
+            "promoted",
+            "rolled_back",
+            "rejected",
+            "promoted",
+        ]
+        assert entries[-1].override == "latency fixed"
+        names = [m.name for m in store.client.search_registered_models()]
+        assert f"{NAME}.promotion-lock" not in names  # the lease was released every time

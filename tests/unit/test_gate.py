@@ -6,14 +6,20 @@ import numpy as np
 import pytest
 
 from neuroflow.config import PromotionConfig
-from neuroflow.evaluation.metrics import classification_metrics, regression_metrics
+from neuroflow.evaluation.metrics import (
+    classification_metrics,
+    forecast_metrics,
+    regression_metrics,
+)
 from neuroflow.registry.gate import (
+    DEFAULT_MIN_DELTA,
     Check,
     GateConfigError,
     Predictions,
     decide,
     decide_first,
     paired_bootstrap,
+    required_delta,
     score,
     slice_results,
 )
@@ -42,11 +48,10 @@ def cfg(**overrides: object) -> PromotionConfig:
 
 
 def gate(champion: Predictions, challenger: Predictions, config: PromotionConfig):  # type: ignore[no-untyped-def]
-    comparison = paired_bootstrap(
-        config.metric, champion, challenger, resamples=config.bootstrap, seed=0
-    )
+    metric = config.metric_for(challenger.task)
+    comparison = paired_bootstrap(metric, champion, challenger, resamples=config.bootstrap, seed=0)
     slices = slice_results(
-        config.metric,
+        metric,
         champion,
         challenger,
         classes=["0", "1", "2"][: _width(challenger)],
@@ -105,29 +110,69 @@ def test_worse_challenger_is_rejected_on_confidence_and_delta() -> None:
     assert not result.promote
     failed = {c.name for c in result.checks if not c.passed}
     assert {"min_delta", "confidence"} <= failed
-    assert "roc_auc improvement -" in result.reason
+    assert "min_delta: no improvement: roc_auc champion" in result.reason
+    assert result.comparison is not None and result.comparison.improvement < 0
 
 
-def test_identical_models_tie_exactly() -> None:
+def test_identical_models_are_no_improvement() -> None:
+    """Equal is not better: a tie is rejected under the default and any explicit min_delta."""
     same = binary(2.0, seed=1)
     result = gate(same, same, cfg())
     c = result.comparison
     assert c is not None and c.improvement == 0 and c.ci_low == 0 and c.ci_high == 0
-    # A tie passes with min_delta=0 (the lower bound 0 > -tolerance) ...
-    assert result.promote
-    # ... and fails once a real improvement is required.
+    assert c.identical
+    assert not result.promote
+    assert {ch.name for ch in result.checks if not ch.passed} == {"min_delta", "confidence"}
+    assert "no improvement: the predictions equal the champion's on all 400 rows" in result.reason
+    assert result.min_delta == DEFAULT_MIN_DELTA > 0
     strict = gate(same, same, cfg(min_delta=0.01))
-    assert not strict.promote and "min_delta" in strict.reason
+    assert not strict.promote and "no improvement" in strict.reason
 
 
-def test_small_point_loss_fails_min_delta_even_inside_tolerance() -> None:
+def test_different_weights_with_identical_predictions_are_no_improvement() -> None:
+    """Outputs that differ only by float rounding (e.g. permuted hidden units) are a tie."""
+    champion = binary(2.0, seed=1)
+    assert champion.proba is not None
+    rounding = np.random.default_rng(5).normal(scale=1e-8, size=champion.proba.shape)
+    challenger = Predictions("binary", champion.y, proba=champion.proba + rounding)
+    result = gate(champion, challenger, cfg())
+    assert result.comparison is not None and result.comparison.identical
+    assert not result.promote and "no improvement" in result.reason
+
+
+def test_small_point_loss_is_no_improvement() -> None:
     champion = binary(2.0, seed=1)
     challenger = Predictions("binary", champion.y, proba=champion.proba[::1].copy())  # type: ignore[index]
     challenger.proba[:3] = challenger.proba[:3, ::-1]  # type: ignore[index]  # flip 3 rows
-    result = gate(champion, challenger, cfg(min_delta=0.0, tolerance=0.05))
+    result = gate(champion, challenger, cfg(min_delta=1e-6))
     c = result.comparison
-    assert c is not None and c.improvement < 0  # a little worse on the point estimate
-    assert not result.promote and "min_delta" in result.reason  # but min_delta still applies
+    assert c is not None and c.improvement < 0 and not c.identical  # a little worse
+    assert not result.promote and "min_delta: no improvement" in result.reason
+
+
+def test_lower_bound_must_exceed_min_delta() -> None:
+    """A point gain above min_delta is not enough: the 95% lower bound must clear it too."""
+    champion = binary(1.0, seed=1)
+    challenger = binary(1.15, seed=1)  # the same noise, a little more skill
+    comparison = paired_bootstrap("roc_auc", champion, challenger, resamples=500, seed=0)
+    assert comparison.improvement > 0 and comparison.ci_low > 0
+    between = (comparison.ci_low + comparison.improvement) / 2
+    result = decide(cfg(min_delta=between), comparison, [], SMOKE_OK)
+    assert [c.name for c in result.checks if not c.passed] == ["confidence"]
+    assert decide(cfg(min_delta=comparison.ci_low / 2), comparison, [], SMOKE_OK).promote
+
+
+def test_default_min_delta_is_positive_per_metric() -> None:
+    config = PromotionConfig()
+    assert config.min_delta is None  # unset: the documented per-metric default applies
+    for metric in ("roc_auc", "accuracy", "f1_macro", "log_loss", "r2", "mae_vs_naive"):
+        assert required_delta(config, metric, 0.8) == DEFAULT_MIN_DELTA > 0
+    # rmse and mae are in the target's units: 0.1% of the champion's value.
+    assert required_delta(config, "rmse", 2500.0) == pytest.approx(2.5)
+    assert required_delta(config, "mae", 0.02) == pytest.approx(2e-5)
+    assert required_delta(cfg(min_delta=0.02), "rmse", 2500.0) == 0.02  # explicit wins
+    with pytest.raises(ValueError, match="greater than 0"):
+        PromotionConfig(min_delta=0.0)
 
 
 def test_class_regression_blocks_promotion() -> None:
@@ -264,3 +309,75 @@ def test_evidence_serialises_to_plain_json() -> None:
     result = gate(binary(0.5, 1), binary(3.0, 2), cfg())
     data = json.loads(json.dumps(result.to_json(), allow_nan=False))
     assert data["promote"] is True and data["comparison"]["metric"] == "roc_auc"
+
+
+# --------------------------------------------------------------------------- per-task defaults
+
+
+def _under_the_bar(task: str) -> Predictions:
+    """A model that learned little, for each task (each misses its default first bar)."""
+    rng = np.random.default_rng(11)
+    if task in ("binary", "multiclass"):
+        k = 2 if task == "binary" else 3
+        y = rng.integers(0, k, size=N)
+        return Predictions(task, y, proba=noisy_classifier(y, k, 0.3, seed=12))
+    if task == "anomaly":
+        labels = rng.integers(0, 2, size=N)
+        return Predictions(task, labels, value=labels * 0.2 + rng.normal(size=N))
+    series = np.cumsum(rng.normal(size=N)) + 100
+    if task == "regression":
+        noise = rng.normal(scale=series.std(), size=N)
+        return Predictions(task, series, value=series.mean() + noise)
+    naive = series + rng.normal(scale=1.0, size=N)  # the seasonal-naive forecast: mae about 0.8
+    return Predictions(task, series, value=series + rng.normal(scale=1.0, size=N), naive=naive)
+
+
+@pytest.mark.parametrize(
+    ("task", "metric"),
+    [
+        ("binary", "accuracy"),
+        ("binary", "roc_auc"),
+        ("multiclass", "accuracy"),
+        ("regression", "r2"),
+        ("forecast", "mae_vs_naive"),
+        ("anomaly", "roc_auc"),
+    ],
+)
+def test_every_task_has_a_first_champion_bar_that_names_the_metric(task: str, metric: str) -> None:
+    config = PromotionConfig()  # the shipped defaults (params.yaml holds the same)
+    assert metric in config.thresholds_for(task)
+    result = decide_first(config, _under_the_bar(task), SMOKE_OK)
+    assert not result.promote
+    assert f"threshold {metric}:" in result.reason, result.reason
+    assert metric in result.thresholds
+
+
+def test_forecast_bar_passes_a_model_that_beats_the_seasonal_naive() -> None:
+    rng = np.random.default_rng(4)
+    y = np.cumsum(rng.normal(size=N)) + 100
+    good = Predictions(
+        "forecast", y, value=y + rng.normal(scale=0.2, size=N), naive=y + rng.normal(size=N)
+    )
+    assert decide_first(PromotionConfig(), good, SMOKE_OK).promote
+
+
+def test_mae_vs_naive_matches_the_evaluate_stage() -> None:
+    rng = np.random.default_rng(8)
+    y = rng.normal(size=120) * 10 + 300
+    pred, naive = y + rng.normal(size=120), y + rng.normal(scale=3, size=120)
+    expected = forecast_metrics(y, pred, naive)["mae_vs_naive"]
+    assert score("mae_vs_naive", Predictions("forecast", y, value=pred, naive=naive)) == (
+        pytest.approx(expected, rel=1e-12)
+    )
+
+
+@pytest.mark.parametrize("task", ["binary", "multiclass", "regression", "forecast", "anomaly"])
+def test_promotion_metric_defaults_per_task(task: str) -> None:
+    """Unset, the metric always applies to the task: a regression user never meets roc_auc."""
+    from neuroflow.registry.gate import check_metric
+
+    config = PromotionConfig()
+    assert config.metric is None
+    metric = config.metric_for(task)
+    check_metric(metric, task)
+    assert PromotionConfig(metric="rmse").metric_for(task) == "rmse"  # explicit wins

@@ -9,7 +9,6 @@ the gate never scores a model on rows other than those it was tested on.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import tempfile
@@ -21,7 +20,9 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from neuroflow.errors import DataError, NeuroflowError
+from neuroflow.errors import DataError
+from neuroflow.registry.names import TEST_SHA_TAG, RegistryError
+from neuroflow.registry.register import sha256_file as sha256
 
 if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
@@ -32,14 +33,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CHAMPION = "champion"
-CHALLENGER = "challenger"
 EVAL_ARTIFACT = "eval/test.parquet"
-TEST_SHA_TAG = "data.test_sha256"
-
-
-class RegistryError(NeuroflowError):
-    """The registry lacks what a command needs (model, alias, version, artifact)."""
 
 
 class EvaluationSetError(DataError):
@@ -60,22 +54,6 @@ class Registered:
     @property
     def uri(self) -> str:
         return f"models:/{self.name}/{self.version}"
-
-
-def aliases(client: MlflowClient, name: str) -> dict[str, str]:
-    """alias → version of a registered model; RegistryError if the model does not exist."""
-    from mlflow.exceptions import MlflowException
-
-    try:
-        model = client.get_registered_model(name)
-    except MlflowException as exc:
-        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
-            raise RegistryError(
-                f"registered model {name!r} not found: run the pipeline (`dvc repro`) to "
-                "register a challenger"
-            ) from None
-        raise
-    return {str(k): str(v) for k, v in (model.aliases or {}).items()}
 
 
 def get_version(client: MlflowClient, name: str, version: str) -> ModelVersion:
@@ -112,14 +90,6 @@ def download(client: MlflowClient, name: str, version: str, dst: Path) -> Regist
         local_dir=local,
         onnx_path=local / str(onnx_flavor.get("data", "model.onnx")),
     )
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def frozen_test_rows(

@@ -51,12 +51,25 @@ def _fmt(value: float | None) -> str:
     return "n/a" if value is None or not math.isfinite(value) else f"{value:+.4f}"
 
 
-def _print_outcome(outcome: Any) -> None:
+def _print_outcome(outcome: Any, *, detail: bool = False) -> None:
     from rich.console import Console
     from rich.table import Table
 
     console = Console()
     gate = outcome.gate
+    if outcome.action == "promote" and not detail:
+        console = Console(width=max(console.width, 120))
+        summary = Table(title=f"{outcome.model}: promote", show_header=False)
+        summary.add_column("field", style="bold")
+        summary.add_column("value", overflow="fold")
+        for key, value in outcome.summary().items():
+            summary.add_row(key, value)
+        console.print(summary)
+        if outcome.decision == "rejected":  # one unwrapped line for logs and scripts
+            typer.echo(f"rejected: {gate.reason if gate is not None else outcome.message}")
+        if outcome.ledger_run_id:
+            console.print(f"ledger entry: run {outcome.ledger_run_id} (experiment 'promotions')")
+        return
     if gate is not None:
         table = Table(
             title=f"{outcome.model}: challenger v{outcome.challenger} vs "
@@ -101,6 +114,19 @@ def register(app: typer.Typer) -> None:
             bool, typer.Option("--dry-run", help="Print the evidence; change nothing.")
         ] = False,
         as_json: JsonOpt = False,
+        allow_rolled_back: Annotated[
+            bool,
+            typer.Option(
+                "--allow-rolled-back",
+                help="Let a version that was rolled back become champion again (needs --reason).",
+            ),
+        ] = False,
+        reason: Annotated[
+            str, typer.Option(help="Why --allow-rolled-back (recorded in the ledger).")
+        ] = "",
+        detail: Annotated[
+            bool, typer.Option("--detail", help="Every check and slice, not just the summary.")
+        ] = False,
     ) -> None:
         """Gate @challenger against @champion on its frozen test rows; promote if it passes.
 
@@ -112,13 +138,20 @@ def register(app: typer.Typer) -> None:
             from neuroflow.registry.promotion import promote as run_promote
 
             cfg, root = load(params)
-            return run_promote(cfg, root, model=model, dry_run=dry_run)
+            return run_promote(
+                cfg,
+                root,
+                model=model,
+                dry_run=dry_run,
+                allow_rolled_back=allow_rolled_back,
+                reason=reason,
+            )
 
         outcome = guarded(go)
         if as_json:
             typer.echo(json.dumps(outcome.to_json(), indent=2, default=str))
         else:
-            _print_outcome(outcome)
+            _print_outcome(outcome, detail=detail)
         if outcome.decision == "rejected":
             raise typer.Exit(REJECTED_EXIT)
 

@@ -6,16 +6,23 @@ rows and hands the predictions here. Every metric is computed for a *batch* of r
 evaluate stage reports with.
 
 The decision, in order (all must pass):
-- smoke: the registered artifact loads and predicts (checked by the caller, passed in here);
-- with a champion: the improvement (challenger - champion, sign-adjusted so that positive is
-  better) has a point estimate >= `min_delta` and the lower end of its two-sided 95% paired
-  bootstrap interval above `-tolerance`; no class or declared slice drops by more than
-  `max_slice_drop`;
+- smoke: the registered artifact loads and predicts (checked by the caller, passed in here),
+  plus any policy check the caller adds (a rolled-back version without an override fails);
+- with a champion: a STRICT improvement. The improvement (challenger - champion, sign-adjusted
+  so that positive is better) must exceed `min_delta` both as a point estimate and at the lower
+  end of its two-sided 95% paired bootstrap interval; equal is not better, so a challenger whose
+  predictions equal the champion's is rejected with "no improvement". No class or declared
+  slice may drop by more than `max_slice_drop`;
 - without a champion: every `thresholds` metric is reached on the frozen test rows.
+
+`min_delta` defaults per metric (`DEFAULT_MIN_DELTA`, documented in params.yaml): 0.001 for
+bounded scores and scale-free errors; for rmse and mae, whose units are the target's, 0.1% of
+the champion's value. An explicit `promotion.min_delta` (> 0, in the metric's units) wins.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -24,6 +31,7 @@ import numpy as np
 from neuroflow.config import PromotionConfig
 from neuroflow.errors import ConfigError
 from neuroflow.evaluation import batched
+from neuroflow.evaluation.direction import higher_is_better
 from neuroflow.evaluation.metrics import CLASSIFICATION_KEYS, REGRESSION_KEYS
 
 # An anomaly score only ranks rows (normal vs not): ROC AUC is the metric it supports.
@@ -32,10 +40,14 @@ METRICS_BY_TASK: dict[str, tuple[str, ...]] = {
     "binary": CLASSIFICATION_KEYS,
     "multiclass": CLASSIFICATION_KEYS,
     "regression": REGRESSION_KEYS,
-    "forecast": REGRESSION_KEYS,
+    # mae / seasonal-naive mae on the same rows: < 1 beats the baseline (what evaluate reports)
+    "forecast": (*REGRESSION_KEYS, "mae_vs_naive"),
     "anomaly": ANOMALY_METRICS,
 }
-LOWER_IS_BETTER = frozenset({"rmse", "mae", "log_loss"})
+# The smallest improvement that counts when promotion.min_delta is unset (see module docstring).
+DEFAULT_MIN_DELTA = 0.001
+RELATIVE_MIN_DELTA = {"rmse": 0.001, "mae": 0.001}  # fraction of the champion's value
+IDENTICAL_ATOL = 1e-6  # outputs this close on every row are the same predictions
 MIN_SLICE_ROWS = 5  # smaller slices are reported but not judged: one row flips them by 20%+
 # Resamples per vectorised block: bounds memory at about 8 MB per (block, rows, classes) array.
 _BLOCK_ELEMENTS = 1_000_000
@@ -52,12 +64,14 @@ class Predictions:
     Classification: `y` holds class indices, `proba` is (n, C) in the same class order.
     Regression and forecast: `y` holds targets, `value` the predictions.
     Anomaly: `y` is 1 for rows outside the normal class, `value` the anomaly score.
+    Forecast: `naive` holds the seasonal-naive prediction of each row (for `mae_vs_naive`).
     """
 
     task: str
     y: np.ndarray
     proba: np.ndarray | None = None
     value: np.ndarray | None = None
+    naive: np.ndarray | None = None
 
     @property
     def classification(self) -> bool:
@@ -69,11 +83,12 @@ class Predictions:
             self.y[rows],
             None if self.proba is None else self.proba[rows],
             None if self.value is None else self.value[rows],
+            None if self.naive is None else self.naive[rows],
         )
 
-
-def higher_is_better(metric: str) -> bool:
-    return metric not in LOWER_IS_BETTER
+    @property
+    def output(self) -> np.ndarray | None:
+        return self.proba if self.classification else self.value
 
 
 def check_metric(metric: str, task: str, key: str = "promotion.metric") -> None:
@@ -92,6 +107,14 @@ def _batched(metric: str, preds: Predictions, rows: np.ndarray) -> np.ndarray:
         raise ValueError(f"{preds.task} predictions lack their output array")
     if preds.task == "anomaly":
         return batched.binary_auc(preds.y[rows] == 1, out[rows].astype(np.float64))
+    if metric == "mae_vs_naive":
+        if preds.naive is None:
+            raise GateConfigError("mae_vs_naive needs the seasonal-naive predictions (data.season)")
+        y = preds.y[rows]
+        model_mae = batched.METRICS["mae"](y, out[rows].astype(np.float64))
+        naive_mae = batched.METRICS["mae"](y, preds.naive[rows].astype(np.float64))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(naive_mae > 0, model_mae / naive_mae, np.nan)
     return batched.METRICS[metric](preds.y[rows], out[rows].astype(np.float64))
 
 
@@ -122,6 +145,7 @@ class Comparison:
     ci_high: float
     rows: int
     resamples: int  # resamples where the metric was defined for both models
+    identical: bool = False  # outputs equal on every row (within IDENTICAL_ATOL)
 
 
 def paired_bootstrap(
@@ -157,7 +181,24 @@ def paired_bootstrap(
         ci_high=high,
         rows=n,
         resamples=int(delta.size),
+        identical=_same_outputs(champion, challenger),
     )
+
+
+def _same_outputs(a: Predictions, b: Predictions) -> bool:
+    x, y = a.output, b.output
+    if x is None or y is None or x.shape != y.shape:
+        return False
+    return bool(np.allclose(x, y, rtol=0.0, atol=IDENTICAL_ATOL, equal_nan=True))
+
+
+def required_delta(cfg: PromotionConfig, metric: str, champion: float) -> float:
+    """The improvement a challenger must exceed: promotion.min_delta, else the metric default."""
+    if cfg.min_delta is not None:
+        return float(cfg.min_delta)
+    if metric in RELATIVE_MIN_DELTA and np.isfinite(champion) and champion != 0:
+        return RELATIVE_MIN_DELTA[metric] * abs(champion)
+    return DEFAULT_MIN_DELTA
 
 
 @dataclass(frozen=True)
@@ -229,6 +270,7 @@ class GateResult:
     comparison: Comparison | None = None
     slices: list[SliceResult] = field(default_factory=list)
     thresholds: dict[str, float] = field(default_factory=dict)  # metric -> challenger value
+    min_delta: float | None = None  # the improvement the challenger had to exceed
 
     @property
     def reason(self) -> str:
@@ -253,25 +295,34 @@ def decide(
     comparison: Comparison,
     slices: list[SliceResult],
     smoke: Check,
+    *,
+    policy: Sequence[Check] = (),
 ) -> GateResult:
-    """Challenger vs an existing champion."""
+    """Challenger vs an existing champion: a strict, confident improvement (module docstring)."""
     c = comparison
-    checks = [smoke]
+    delta = required_delta(cfg, c.metric, c.champion)
+    checks = [smoke, *policy]
+    values = f"{c.metric} champion {c.champion:.4f} → challenger {c.challenger:.4f}"
+    if c.identical:
+        point = f"no improvement: the predictions equal the champion's on all {c.rows} rows"
+    elif not (np.isfinite(c.improvement) and c.improvement > 0):
+        point = f"no improvement: {values} ({c.improvement:+.4f})"
+    else:
+        point = f"{values}: improvement {c.improvement:+.4f}"
     checks.append(
         Check(
             "min_delta",
-            bool(np.isfinite(c.improvement) and c.improvement >= cfg.min_delta),
-            f"{c.metric} improvement {c.improvement:+.4f} (champion {c.champion:.4f} → "
-            f"challenger {c.challenger:.4f}) vs required >= {cfg.min_delta:+.4f}",
+            bool(not c.identical and np.isfinite(c.improvement) and c.improvement > delta),
+            f"{point}; must be > {delta:.4g}",
         )
     )
     checks.append(
         Check(
             "confidence",
-            bool(np.isfinite(c.ci_low) and c.ci_low > -cfg.tolerance),
+            bool(not c.identical and np.isfinite(c.ci_low) and c.ci_low > delta),
             f"95% CI of the improvement [{c.ci_low:+.4f}, {c.ci_high:+.4f}] "
             f"({c.resamples} paired resamples of {c.rows} rows); lower bound must be > "
-            f"{-cfg.tolerance:+.4f}",
+            f"{delta:.4g}",
         )
     )
     judged = [s for s in slices if s.judged and np.isfinite(s.drop)]
@@ -286,12 +337,14 @@ def decide(
         top = max((s.drop for s in judged), default=float("nan"))
         detail = f"{len(judged)} slices judged, worst drop {top:.4f} <= {cfg.max_slice_drop}"
     checks.append(Check("slices", not worst, detail))
-    return GateResult(all(ch.passed for ch in checks), checks, comparison, slices)
+    return GateResult(all(ch.passed for ch in checks), checks, comparison, slices, min_delta=delta)
 
 
-def decide_first(cfg: PromotionConfig, challenger: Predictions, smoke: Check) -> GateResult:
+def decide_first(
+    cfg: PromotionConfig, challenger: Predictions, smoke: Check, *, policy: Sequence[Check] = ()
+) -> GateResult:
     """No champion yet: absolute thresholds on the frozen test rows decide."""
-    checks = [smoke]
+    checks = [smoke, *policy]
     values: dict[str, float] = {}
     thresholds = cfg.thresholds_for(challenger.task)
     if not thresholds:

@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from neuroflow.errors import NeuroflowError
+from neuroflow.tracking import retry_locked
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
@@ -94,6 +95,7 @@ class Entry:
     improvement: float | None = None
     ci_low: float | None = None
     ci_high: float | None = None
+    override: str = ""  # why a rolled-back version was allowed back (promote --allow-rolled-back)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -102,13 +104,14 @@ class Entry:
 def _experiment_id(client: MlflowClient, create: bool) -> str | None:
     from mlflow.exceptions import MlflowException
 
-    exp = client.get_experiment_by_name(EXPERIMENT)
+    exp = retry_locked(client.get_experiment_by_name, EXPERIMENT)
     if exp is not None:
         return str(exp.experiment_id)
     if not create:
         return None
     try:
-        return str(client.create_experiment(EXPERIMENT, tags={"neuroflow.ledger": "true"}))
+        tags = {"neuroflow.ledger": "true"}
+        return str(retry_locked(client.create_experiment, EXPERIMENT, tags=tags))
     except MlflowException:  # created concurrently by another process
         exp = client.get_experiment_by_name(EXPERIMENT)
         if exp is None:
@@ -124,7 +127,8 @@ def entries(client: MlflowClient, model: str) -> list[Entry]:
     runs: list[Any] = []
     token: str | None = None
     while True:
-        page = client.search_runs(
+        page = retry_locked(
+            client.search_runs,
             [exp_id],
             filter_string=f"tags.`{TAG}model` = '{model}'",
             max_results=1000,
@@ -161,6 +165,7 @@ def _entry(run: Any) -> Entry:
         improvement=metrics.get("improvement"),
         ci_low=metrics.get("ci_low"),
         ci_high=metrics.get("ci_high"),
+        override=tag("override"),
     )
 
 
@@ -227,23 +232,27 @@ def start_entry(
         **extra_tags,
     }
     versions = f"v{challenger or champion_before} → v{champion_after or '-'}"
-    run = client.create_run(exp_id, run_name=f"#{seq} {action} {model} {versions}: {decision}")
+    run = retry_locked(
+        client.create_run, exp_id, run_name=f"#{seq} {action} {model} {versions}: {decision}"
+    )
     run_id = str(run.info.run_id)
     stamp = int(time.time() * 1000)
-    client.log_batch(
+    retry_locked(
+        client.log_batch,
         run_id,
         metrics=[Metric(k, float(v), stamp, 0) for k, v in metrics.items() if math.isfinite(v)],
         params=[Param(k, v[:6000]) for k, v in params.items()],
         tags=[RunTag(k, v) for k, v in tags.items()],
     )
-    client.log_text(run_id, json.dumps(evidence, indent=2, default=str), "evidence.json")
+    text = json.dumps(evidence, indent=2, default=str)
+    retry_locked(client.log_text, run_id, text, "evidence.json")
     return run_id
 
 
 def finish_entry(client: MlflowClient, run_id: str, error: str | None = None) -> None:
     if error:
-        client.set_tag(run_id, TAG + "error", error[:4000])
-    client.set_terminated(run_id, status="FAILED" if error else "FINISHED")
+        retry_locked(client.set_tag, run_id, TAG + "error", error[:4000])
+    retry_locked(client.set_terminated, run_id, status="FAILED" if error else "FINISHED")
 
 
 # --------------------------------------------------------------------------- the lock

@@ -3,8 +3,11 @@
 promote: score `challenger` and `champion` on the challenger's frozen raw test rows (each through
 its own registered ONNX artifact), run the gate (registry/gate.py), record the decision in the
 ledger and, if it passed, point `champion` at the challenger. rollback: point `champion` back at
-the previous champion in the ledger. Both run under the promotion lock with a compare-and-set
-re-read of the alias before writing (registry/ledger.py explains the guarantee).
+the previous champion in the ledger, and tag the version it leaves with the rollback's reason:
+that version fails the gate's `rolled_back` check from then on, unless a promote passes
+`allow_rolled_back` with a reason (recorded in the ledger as the override). Both run under the
+promotion lock with a compare-and-set re-read of the alias before writing (registry/ledger.py
+explains the guarantee); every MLflow write is retried while a SQLite store is locked.
 """
 
 from __future__ import annotations
@@ -19,18 +22,11 @@ import numpy as np
 import pandas as pd
 
 from neuroflow.config import Params, tracking_uri
-from neuroflow.registry import ledger
-from neuroflow.registry.artifacts import (
-    CHALLENGER,
-    CHAMPION,
-    RegistryError,
-    aliases,
-    download,
-    frozen_test_rows,
-    scratch_dir,
-    smoke_test,
-)
+from neuroflow.errors import ConfigError
+from neuroflow.registry import ledger, names
+from neuroflow.registry.artifacts import download, frozen_test_rows, scratch_dir, smoke_test
 from neuroflow.registry.gate import (
+    Check,
     GateConfigError,
     GateResult,
     Predictions,
@@ -38,8 +34,11 @@ from neuroflow.registry.gate import (
     decide,
     decide_first,
     paired_bootstrap,
+    required_delta,
     slice_results,
 )
+from neuroflow.registry.names import CHALLENGER, CHAMPION, RegistryError, aliases
+from neuroflow.tracking import retry_locked
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
@@ -64,10 +63,51 @@ class Outcome:
     evaluation: dict[str, Any] = field(default_factory=dict)
     ledger_run_id: str = ""
     would_promote: bool = False  # what the gate decided (a dry run stops there)
+    override: str = ""  # why a rolled-back version was allowed back (--allow-rolled-back)
 
     def to_json(self) -> dict[str, Any]:
         out = {k: v for k, v in self.__dict__.items() if k != "gate"}
         out["gate"] = self.gate.to_json() if self.gate else None
+        out["summary"] = self.summary()
+        return out
+
+    def summary(self) -> dict[str, str]:
+        """The decision in eight short lines: what `neuroflow promote` prints as its table."""
+        gate, c = self.gate, (self.gate.comparison if self.gate else None)
+        champ = f"v{self.champion_before}" if self.champion_before else "(none)"
+        chall = f"v{self.challenger}" if self.challenger else "(none)"
+        decision = self.decision
+        if self.decision == DRY_RUN:
+            decision = f"dry run: would {'promote' if self.would_promote else 'reject'}"
+        out = {
+            "metric": "",
+            "champion": champ,
+            "challenger": chall,
+            "delta": "n/a",
+            "interval": "n/a",
+            "slices": "n/a",
+            "decision": decision,
+            "reason": gate.reason if gate is not None else self.message,
+        }
+        if gate is not None and c is not None:
+            better = "higher" if c.higher_is_better else "lower"
+            out["metric"] = f"{c.metric} ({better} is better)"
+            out["champion"] = f"{champ}: {c.champion:.4f}"
+            out["challenger"] = f"{chall}: {c.challenger:.4f}"
+            out["delta"] = f"{c.improvement:+.4f} (must be > {gate.min_delta:.4g})"
+            out["interval"] = (
+                f"[{c.ci_low:+.4f}, {c.ci_high:+.4f}] 95% paired bootstrap, "
+                f"{c.resamples} resamples of {c.rows} rows"
+            )
+            judged = [x for x in gate.slices if x.judged and np.isfinite(x.drop)]
+            if judged:
+                worst = max(judged, key=lambda x: x.drop)
+                out["slices"] = f"{len(judged)} judged, worst drop {worst.drop:+.4f} ({worst.name})"
+            else:
+                out["slices"] = "none judged"
+        elif gate is not None:
+            out["metric"] = ", ".join(f"{k} {v:.4f}" for k, v in sorted(gate.thresholds.items()))
+            out["champion"] = "(none): first champion, judged on promotion.thresholds"
         return out
 
 
@@ -75,6 +115,10 @@ def _client(root: Path) -> tuple[MlflowClient, str]:
     from neuroflow import tracking
 
     return tracking.client(root), tracking_uri(root)
+
+
+class RolledBackOverrideError(ConfigError):
+    """--allow-rolled-back was given without the reason the ledger must record."""
 
 
 # --------------------------------------------------------------------------- evaluation
@@ -94,12 +138,23 @@ def predictions(
     target: str,
     classes: list[Any],
     normal_class: Any = None,
+    *,
+    season: int | None = None,
 ) -> Predictions:
-    """Score raw rows; express outputs in `classes` order (the challenger's)."""
+    """Score raw rows; express outputs in `classes` order (the challenger's).
+
+    Forecast rows with `season` also carry the seasonal-naive prediction (`lag_<season>`, what
+    evaluate's `mae_vs_naive` divides by).
+    """
     outputs = scorer.predict_frame(frame)
     if scorer.task in ("regression", "forecast"):
         y = pd.to_numeric(frame[target], errors="coerce").to_numpy(dtype=np.float64)
-        return Predictions(scorer.task, y, value=outputs["prediction"].astype(np.float64))
+        naive = None
+        lag = f"lag_{season}"
+        if scorer.task == "forecast" and season is not None and lag in frame.columns:
+            naive = pd.to_numeric(frame[lag], errors="coerce").to_numpy(dtype=np.float64)
+        value = outputs["prediction"].astype(np.float64)
+        return Predictions(scorer.task, y, value=value, naive=naive)
     if scorer.task == "anomaly":
         if normal_class is None:
             raise GateConfigError("an anomaly model is judged against data.normal_class: set it")
@@ -136,6 +191,24 @@ def _slices(frame: pd.DataFrame, columns: list[str]) -> dict[str, np.ndarray]:
     return masks
 
 
+def rollback_check(client: MlflowClient, name: str, version: str, override: str) -> Check:
+    """Fails for a version a rollback took the champion alias from, unless overridden."""
+    tags = names.get_version_tags(client, name, version)
+    reason = tags.get(names.ROLLED_BACK_TAG)
+    if reason is None:
+        return Check("rolled_back", True, f"v{version} was never rolled back")
+    when = tags.get(names.ROLLED_BACK_AT_TAG, "?")
+    entry = tags.get(names.ROLLED_BACK_BY_TAG, "?")
+    what = f"v{version} was rolled back at {when} (ledger run {entry}): {reason!r}"
+    if override:
+        return Check("rolled_back", True, f"{what}; allowed back: {override!r}")
+    return Check(
+        "rolled_back",
+        False,
+        f"{what}; to promote it anyway: neuroflow promote --allow-rolled-back --reason '...'",
+    )
+
+
 def evaluate(
     client: MlflowClient,
     params: Params,
@@ -144,11 +217,14 @@ def evaluate(
     challenger: str,
     champion: str | None,
     scratch: Path,
+    *,
+    override: str = "",
 ) -> tuple[GateResult, dict[str, Any]]:
     """The gate's evidence for `challenger` (vs `champion`, if any) on the frozen test rows."""
     from neuroflow.serving.scorer import OnnxScorer
 
     cfg = params.promotion
+    policy = [rollback_check(client, name, challenger, override)]
     chall = download(client, name, challenger, scratch / "challenger")
     frame, evaluation = frozen_test_rows(client, chall, root, scratch)
     target = params.data.target
@@ -157,12 +233,15 @@ def evaluate(
             f"{evaluation['source']}: target column {target!r} (data.target) not found"
         )
     chall_scorer = OnnxScorer(chall.onnx_path.read_bytes())
-    check_metric(cfg.metric, chall_scorer.task)
+    metric = cfg.metric_for(chall_scorer.task)
+    check_metric(metric, chall_scorer.task)
     smoke = smoke_test(chall, chall_scorer, frame)
     normal = params.data.normal_class
-    chall_preds = predictions(chall_scorer, frame, target, chall_scorer.classes, normal)
+    season = int(chall.tags.get(names.SEASON_TAG, params.data.season))
+    classes = chall_scorer.classes
+    chall_preds = predictions(chall_scorer, frame, target, classes, normal, season=season)
     if champion is None:
-        return decide_first(cfg, chall_preds, smoke), evaluation
+        return decide_first(cfg, chall_preds, smoke, policy=policy), evaluation
     champ = download(client, name, champion, scratch / "champion")
     champ_scorer = OnnxScorer(champ.onnx_path.read_bytes())
     if champ_scorer.task != chall_scorer.task:
@@ -170,36 +249,52 @@ def evaluate(
             f"champion v{champion} is a {champ_scorer.task} model, challenger v{challenger} a "
             f"{chall_scorer.task} model: not comparable"
         )
-    champ_preds = predictions(champ_scorer, frame, target, chall_scorer.classes, normal)
+    champ_preds = predictions(champ_scorer, frame, target, classes, normal, season=season)
     comparison = paired_bootstrap(
-        cfg.metric, champ_preds, chall_preds, resamples=cfg.bootstrap, seed=params.seed
+        metric, champ_preds, chall_preds, resamples=cfg.bootstrap, seed=params.seed
     )
     slices = slice_results(
-        cfg.metric,
+        metric,
         champ_preds,
         chall_preds,
-        classes=[_label_key(c) for c in chall_scorer.classes],
+        classes=[_label_key(c) for c in classes],
         slices=_slices(frame, cfg.slices),
     )
-    return decide(cfg, comparison, slices, smoke), evaluation
+    return decide(cfg, comparison, slices, smoke, policy=policy), evaluation
 
 
 # --------------------------------------------------------------------------- promote
 
 
 def promote(
-    params: Params, root: Path, *, model: str | None = None, dry_run: bool = False
+    params: Params,
+    root: Path,
+    *,
+    model: str | None = None,
+    dry_run: bool = False,
+    allow_rolled_back: bool = False,
+    reason: str = "",
 ) -> Outcome:
+    """Gate @challenger; `allow_rolled_back` (with a `reason`) lets a rolled-back version back."""
+    from neuroflow.tracking import reachable
+
     name = model or params.registry.model_name
+    override = reason.strip() if allow_rolled_back else ""
+    if allow_rolled_back and not override:
+        raise RolledBackOverrideError(
+            "--allow-rolled-back needs --reason '...': the ledger records why a rolled-back "
+            "version may become champion again"
+        )
     client, uri = _client(root)
-    if dry_run:
-        return _promote(client, params, root, name, dry_run=True)
-    with ledger.exclusive(client, uri, name):
-        return _promote(client, params, root, name, dry_run=False)
+    with reachable(uri):
+        if dry_run:
+            return _promote(client, params, root, name, dry_run=True, override=override)
+        with ledger.exclusive(client, uri, name):
+            return _promote(client, params, root, name, dry_run=False, override=override)
 
 
 def _promote(
-    client: MlflowClient, params: Params, root: Path, name: str, *, dry_run: bool
+    client: MlflowClient, params: Params, root: Path, name: str, *, dry_run: bool, override: str
 ) -> Outcome:
     current = aliases(client, name)
     challenger = current.get(CHALLENGER)
@@ -214,8 +309,13 @@ def _promote(
         return outcome
     history = ledger.entries(client, name)
     with scratch_dir() as tmp:
-        gate, evaluation = evaluate(client, params, root, name, challenger, champion, Path(tmp))
+        gate, evaluation = evaluate(
+            client, params, root, name, challenger, champion, Path(tmp), override=override
+        )
     outcome.gate, outcome.evaluation, outcome.would_promote = gate, evaluation, gate.promote
+    rolled = next((c for c in gate.checks if c.name == "rolled_back"), None)
+    if override and rolled is not None and "allowed back" in rolled.detail:
+        outcome.override = override
     if dry_run:
         outcome.decision = DRY_RUN
         outcome.message = f"dry run: would {'promote' if gate.promote else 'reject'}: {gate.reason}"
@@ -229,17 +329,17 @@ def _promote(
     outcome.ledger_run_id = _record(client, params, outcome, seq=ledger.head(history) + 1)
     try:
         if gate.promote:
-            client.set_registered_model_alias(name, CHAMPION, challenger)
+            retry_locked(client.set_registered_model_alias, name, CHAMPION, challenger)
             _expect(client, name, challenger, ledger.head(history) + 1)
         stamp = {
-            "promotion.decision": outcome.decision,
-            "promotion.ledger_run_id": outcome.ledger_run_id,
-            "promotion.decided_at": ledger.now_iso(),
+            names.DECISION_TAG: outcome.decision,
+            names.LEDGER_RUN_TAG: outcome.ledger_run_id,
+            names.DECIDED_AT_TAG: ledger.now_iso(),
         }
         for key, value in stamp.items():
-            client.set_model_version_tag(name, challenger, key, value)
+            retry_locked(client.set_model_version_tag, name, challenger, key, value)
     except Exception as exc:
-        ledger.finish_entry(client, outcome.ledger_run_id, error=f"{type(exc).__name__}: {exc}")
+        _fail_entry(client, outcome.ledger_run_id, exc)
         raise
     ledger.finish_entry(client, outcome.ledger_run_id)
     log.info("promote %s v%s: %s (%s)", name, challenger, outcome.decision, gate.reason)
@@ -257,9 +357,18 @@ def _expect(client: MlflowClient, name: str, champion: str | None, seq: int) -> 
         )
 
 
+def _fail_entry(client: MlflowClient, run_id: str, exc: BaseException) -> None:
+    """Mark the ledger entry FAILED; if the store refuses even that, the original error stands."""
+    try:
+        ledger.finish_entry(client, run_id, error=f"{type(exc).__name__}: {exc}")
+    except Exception as second:  # the store that failed the write may refuse this one too
+        log.error("could not mark ledger run %s FAILED: %s", run_id, second)
+
+
 def _record(client: MlflowClient, params: Params, outcome: Outcome, *, seq: int) -> str:
     cfg = params.promotion
     gate = outcome.gate
+    metric = cfg.metric_for(params.task)
     metrics: dict[str, float] = {}
     if gate is not None and gate.comparison is not None:
         c = gate.comparison
@@ -275,10 +384,14 @@ def _record(client: MlflowClient, params: Params, outcome: Outcome, *, seq: int)
             metrics["worst_slice_drop"] = max(drops)
     elif gate is not None:
         metrics = {f"challenger_{k}": v for k, v in gate.thresholds.items()}
+    if gate is not None and gate.comparison is not None:
+        metric = gate.comparison.metric
+    min_delta = gate.min_delta if gate is not None and gate.min_delta is not None else None
     run_params = {
-        "metric": cfg.metric,
-        "min_delta": str(cfg.min_delta),
-        "tolerance": str(cfg.tolerance),
+        "metric": metric,
+        "min_delta": str(
+            min_delta if min_delta is not None else required_delta(cfg, metric, float("nan"))
+        ),
         "bootstrap": str(cfg.bootstrap),
         "max_slice_drop": str(cfg.max_slice_drop),
         "slices": json.dumps(cfg.slices),
@@ -286,9 +399,11 @@ def _record(client: MlflowClient, params: Params, outcome: Outcome, *, seq: int)
         "seed": str(params.seed),
     }
     extra = {
-        f"{ledger.TAG}metric": cfg.metric,
+        f"{ledger.TAG}metric": metric,
         **{f"{ledger.TAG}evaluation.{k}": str(v) for k, v in outcome.evaluation.items()},
     }
+    if outcome.override:
+        extra[f"{ledger.TAG}override"] = outcome.override
     return ledger.start_entry(
         client,
         seq=seq,
@@ -310,10 +425,16 @@ def _record(client: MlflowClient, params: Params, outcome: Outcome, *, seq: int)
 
 
 def rollback(params: Params, root: Path, *, model: str | None = None, reason: str = "") -> Outcome:
-    """Point @champion back at the previous champion in the ledger (and record that)."""
+    """Point @champion back at the previous champion in the ledger (and record that).
+
+    The version rolled back from is tagged with the reason; the gate refuses it from then on
+    unless `promote(..., allow_rolled_back=True, reason=...)`.
+    """
+    from neuroflow.tracking import reachable
+
     name = model or params.registry.model_name
     client, uri = _client(root)
-    with ledger.exclusive(client, uri, name):
+    with reachable(uri), ledger.exclusive(client, uri, name):
         current = aliases(client, name).get(CHAMPION)
         history = ledger.entries(client, name)
         stack = ledger.champion_history(history)
@@ -342,13 +463,23 @@ def rollback(params: Params, root: Path, *, model: str | None = None, reason: st
         _expect(client, name, current, ledger.head(history))
         outcome.ledger_run_id = _record(client, params, outcome, seq=ledger.head(history) + 1)
         try:
-            client.set_registered_model_alias(name, CHAMPION, target)
+            retry_locked(client.set_registered_model_alias, name, CHAMPION, target)
             _expect(client, name, target, ledger.head(history) + 1)
-            client.set_model_version_tag(
-                name, target, "promotion.restored_by", outcome.ledger_run_id
+            retry_locked(
+                client.set_model_version_tag,
+                name,
+                target,
+                names.RESTORED_BY_TAG,
+                outcome.ledger_run_id,
             )
+            for key, value in {
+                names.ROLLED_BACK_TAG: outcome.message,
+                names.ROLLED_BACK_AT_TAG: ledger.now_iso(),
+                names.ROLLED_BACK_BY_TAG: outcome.ledger_run_id,
+            }.items():
+                retry_locked(client.set_model_version_tag, name, current, key, value)
         except Exception as exc:
-            ledger.finish_entry(client, outcome.ledger_run_id, error=f"{type(exc).__name__}: {exc}")
+            _fail_entry(client, outcome.ledger_run_id, exc)
             raise
         ledger.finish_entry(client, outcome.ledger_run_id)
     log.info("rollback %s: @%s v%s → v%s", name, CHAMPION, current, target)
@@ -356,5 +487,8 @@ def rollback(params: Params, root: Path, *, model: str | None = None, reason: st
 
 
 def list_entries(params: Params, root: Path, *, model: str | None = None) -> list[ledger.Entry]:
-    client, _ = _client(root)
-    return ledger.entries(client, model or params.registry.model_name)
+    from neuroflow.tracking import reachable
+
+    client, uri = _client(root)
+    with reachable(uri):
+        return ledger.entries(client, model or params.registry.model_name)

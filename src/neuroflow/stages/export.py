@@ -6,11 +6,9 @@ MLflow anyway (`tracking.record_evaluation`).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -21,19 +19,9 @@ from neuroflow.io import read_json, write_json, write_text
 
 log = logging.getLogger(__name__)
 
-CHALLENGER = "challenger"
-
 
 class ParityError(NeuroflowError):
     """The exported graph disagrees with the PyTorch path beyond tolerance."""
-
-
-def _sha256(path: Any) -> str:
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # What the exported model needs at serving time; each one's module is named like its package.
@@ -83,6 +71,8 @@ def run(params: Params, paths: Paths) -> dict[str, Any]:
     )
     from neuroflow.export.onnx_graph import parity as compare_parity
     from neuroflow.models.store import load_head
+    from neuroflow.registry import names
+    from neuroflow.registry.register import content_hash, register_challenger, sha256_file
     from neuroflow.stages.preprocess import load_preprocessor
 
     # Evaluate's results go into the run first: a failed export still leaves them recorded.
@@ -91,7 +81,9 @@ def run(params: Params, paths: Paths) -> dict[str, Any]:
     schema = read_json(paths.schema)
     pre = load_preprocessor(paths)
     spec, head = load_head(paths.weights, paths.model_spec)
-    model = build_onnx_model(pre, head, spec, opset=params.export.opset)
+    model = build_onnx_model(
+        pre, head, spec, opset=params.export.opset, target=params.data.target
+    )
     raw_test = pd.read_parquet(paths.raw_split("test"))
     features = raw_test[pre.input_columns]
     check = compare_parity(model.SerializeToString(), pre, head, features)
@@ -105,7 +97,8 @@ def run(params: Params, paths: Paths) -> dict[str, Any]:
 
     metrics = read_json(paths.metrics)
     data_hashes = {
-        str(paths.raw_split(s).relative_to(paths.root)): _sha256(paths.raw_split(s)) for s in SPLITS
+        str(paths.raw_split(s).relative_to(paths.root)): sha256_file(paths.raw_split(s))
+        for s in SPLITS
     }
     card = render_card(params, metrics, schema, data_hashes, run_id, parity, pre.feature_names)
     write_text(paths.model_card, card)
@@ -116,7 +109,17 @@ def run(params: Params, paths: Paths) -> dict[str, Any]:
     name = params.registry.model_name
     mlc = tracking.client(paths.root)
     requirements = pip_requirements()
-    with tracking.reachable(mlflow.get_tracking_uri()):
+    test_sha = data_hashes[str(paths.raw_split("test").relative_to(paths.root))]
+    tags = {
+        names.RUN_ID_TAG: run_id,
+        names.TASK_TAG: spec.task,
+        names.TEST_SHA_TAG: test_sha,
+        **{f"{names.TEST_METRIC_PREFIX}{k}": str(v) for k, v in metrics.get("test", {}).items()},
+    }
+    if "season" in schema:
+        tags[names.SEASON_TAG] = str(schema["season"])
+
+    def log_model() -> Any:
         with mlflow.start_run(run_id=run_id), _requirements_checked_by_name():
             info = mlflow.onnx.log_model(
                 model,
@@ -126,34 +129,34 @@ def run(params: Params, paths: Paths) -> dict[str, Any]:
                 pip_requirements=requirements,
                 save_as_external_data=False,  # one self-contained .onnx file
                 onnx_execution_providers=["CPUExecutionProvider"],
-                registered_model_name=name,
                 metadata={"neuroflow.task": spec.task, "parity_max_abs_diff": parity},
             )
             mlflow.log_artifact(str(paths.model_card), "model_card")
             # The promotion gate's frozen evaluation set: the raw rows this version was tested on.
             mlflow.log_artifact(str(paths.raw_split("test")), "eval")
-            mlflow.log_metric("export_parity_max_abs_diff", parity)
-        version = str(info.registered_model_version)
-        mlc.set_registered_model_alias(name, CHALLENGER, version)
-        for key, value in {
-            "run_id": run_id,
-            "task": spec.task,
-            "data.test_sha256": data_hashes[str(paths.raw_split("test").relative_to(paths.root))],
-            **{f"test.{k}": str(v) for k, v in metrics.get("test", {}).items()},
-        }.items():
-            mlc.set_model_version_tag(name, version, key, value)
+        return info
+
+    with tracking.reachable(mlflow.get_tracking_uri()):
+        tracking.log_metrics(paths.root, run_id, [("export_parity_max_abs_diff", parity, 0)])
+        registered = register_challenger(
+            mlc,
+            name=name,
+            run_id=run_id,
+            digest=content_hash(model.SerializeToString(), pre.to_json()),
+            tags=tags,
+            log_model=log_model,
+        )
+    tracking.describe_model(paths.root, params, str(registered.version), card, schema["source"])
     tracking.finish_run(paths.root, run_id)
-    registration = {
-        "model_name": name,
-        "version": version,
-        "alias": CHALLENGER,
-        "model_uri": f"models:/{name}/{version}",
-        "run_id": run_id,
-        "parity_max_abs_diff": parity,
-    }
+    registration = {**registered.to_json(), "parity_max_abs_diff": parity}
     write_json(paths.registration, registration)
     log.info(
-        "export: %s version %s registered as @%s (parity %.2e)", name, version, CHALLENGER, parity
+        "export: %s version %s %s as @%s (parity %.2e)",
+        name,
+        registered.version,
+        "already registered with this content: re-pointed" if registered.reused else "registered",
+        names.CHALLENGER,
+        parity,
     )
     return registration
 

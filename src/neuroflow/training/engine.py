@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from neuroflow.errors import NeuroflowError
+from neuroflow.evaluation.direction import is_better
 from neuroflow.training.checkpoint import (
     CHECKPOINT_NAME,
     CheckpointError,
@@ -610,7 +611,7 @@ def fit(
                 seconds=seconds,
             )
             history.append(record)
-            if val_loss < best_loss - 1e-12:
+            if is_better("val_loss", val_loss, best_loss, margin=1e-12):
                 best_loss, best_epoch, bad_epochs = val_loss, epoch, 0
                 best_state = _clone_state(model)
             else:
