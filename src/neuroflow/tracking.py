@@ -200,6 +200,20 @@ def prefect_tags() -> dict[str, str]:
     return tags
 
 
+def _run_note(note: str, flow_run: dict[str, str]) -> str:
+    """The run's description (markdown in the MLflow UI): what it is and what started it."""
+    lines = [note] if note else []
+    if os.environ.get(DVC_EXP_NAME):
+        lines.append(f"DVC experiment `{os.environ[DVC_EXP_NAME]}`.")
+    if flow_run:
+        label = flow_run.get("prefect.flow_run_name") or flow_run.get("prefect.flow_run_id", "")
+        url = flow_run.get("prefect.flow_run_url")
+        lines.append(
+            f"Prefect flow run [{label}]({url})." if url else f"Prefect flow run `{label}`."
+        )
+    return "\n\n".join(lines)
+
+
 def start_run(
     root: Path,
     *,
@@ -208,12 +222,15 @@ def start_run(
     params: dict[str, str],
     tags: dict[str, str],
     source: str = "neuroflow",
+    note: str = "",
 ) -> str:
     """Create the run with its lineage and MLflow's standard tags (the UI's Source, Version
-    and User columns); `source` is what ran it (e.g. `dvc.yaml:train`)."""
+    and User columns); `source` is what ran it (e.g. `dvc.yaml:train`). The run's description
+    is `note` plus the DVC experiment and Prefect flow run behind it."""
     from mlflow.entities import Param
     from mlflow.utils.mlflow_tags import (
         MLFLOW_GIT_COMMIT,
+        MLFLOW_RUN_NOTE,
         MLFLOW_SOURCE_NAME,
         MLFLOW_SOURCE_TYPE,
         MLFLOW_USER,
@@ -230,7 +247,9 @@ def start_run(
         }
         if revision["git.revision"] != "unknown":
             standard[MLFLOW_GIT_COMMIT] = revision["git.revision"]
-        all_tags = {**revision, **dvc_data_hashes(root), **standard, **prefect_tags(), **tags}
+        flow_run = prefect_tags()
+        standard[MLFLOW_RUN_NOTE] = _run_note(note, flow_run)
+        all_tags = {**revision, **dvc_data_hashes(root), **standard, **flow_run, **tags}
         run = retry_locked(mlc.create_run, exp_id, run_name=run_name, tags=all_tags)
         run_id = run.info.run_id
         param_list = [Param(k, v[:6000]) for k, v in sorted(params.items())]

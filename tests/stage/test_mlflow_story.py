@@ -78,6 +78,9 @@ def test_experiment_run_tells_its_story(pipeline_done: Path, tmp_path: Path) -> 
     assert tags["mlflow.source.name"] == "dvc.yaml:train"
     assert tags["mlflow.user"] == getpass.getuser()
     assert {k: tags[k] for k in flow_run} == flow_run
+    note = tags["mlflow.note.content"]  # the run's description in the UI
+    assert "fresh start from seed 42" in note and "DVC experiment `story-exp`" in note
+    assert "Prefect flow run [brave-otter](http://127.0.0.1:4200/runs/flow-run/0b7c3a52)" in note
     assert run_.data.params["train.lr"] == "0.002"
     # The runs list's metric columns: the test metrics are on the run itself.
     assert {"test_accuracy", "test_roc_auc", "best_val_loss"} <= set(run_.data.metrics)

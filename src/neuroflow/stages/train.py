@@ -282,15 +282,16 @@ def _train(params: Params, paths: Paths, ctx: DistributedContext | None) -> dict
     splits = {s: paths.processed_split(s) for s in ("train", "val")}
     data_md5 = {s: tracking.file_md5(path) for s, path in splits.items()}
     fingerprint = _fingerprint(spec, settings, data_md5)
+    start = ""  # how this run starts, for the log and the MLflow run's description
     if ctx is None or ctx.is_main:
         # Before any rank can load it: a finished run's final checkpoint is cleared here.
         plan = checkpoint.plan_start(
             paths.checkpoint_dir, fingerprint, epochs=settings.epochs, patience=settings.patience
         )
-        if plan.resume:
-            log.info("train: %s", plan.reason)
-        else:
-            log.info("train: fresh start from seed %d: %s", params.seed, plan.reason)
+        start = (
+            plan.reason if plan.resume else f"fresh start from seed {params.seed}: {plan.reason}"
+        )
+        log.info("train: %s", start)
     if ctx is not None:
         ctx.barrier()
     train_model = functools.partial(
@@ -328,6 +329,7 @@ def _train(params: Params, paths: Paths, ctx: DistributedContext | None) -> dict
             **scale_tags,
         },
         source="dvc.yaml:train",
+        note=f"`{params.model.type}` network for the {params.task} task: {start}.",
     )
     tracking.save_run_info(paths.run_info, run_id, params.registry.experiment)
     adopt_checkpoints(paths, run_id)
