@@ -13,6 +13,7 @@ tests/e2e/test_faults.py.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 from collections.abc import Callable, Iterator
@@ -354,8 +355,25 @@ def chdir(path: Path) -> Iterator[None]:
         os.chdir(old)
 
 
+@contextmanager
+def cli_logging() -> Iterator[None]:
+    """The CLI points the root logger at its own stderr: put the test process's logging back.
+
+    Otherwise later tests in the process log into CliRunner's closed stream ("--- Logging
+    error ---" on stderr), and tests that check a quiet stderr fail depending on order.
+    """
+    root, ours = logging.getLogger(), logging.getLogger("neuroflow")
+    handlers, root_level, our_level = root.handlers[:], root.level, ours.level
+    try:
+        yield
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(root_level)
+        ours.setLevel(our_level)
+
+
 def invoke(root: Path, *args: str) -> tuple[int, str]:
-    with chdir(root):
+    with chdir(root), cli_logging():
         result = CliRunner().invoke(app, list(args))
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         raise result.exception  # a traceback is a bug: users get messages, not stack traces
