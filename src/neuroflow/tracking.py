@@ -275,7 +275,8 @@ def log_datasets(root: Path, run_id: str, splits: list[tuple[str, Path, str]]) -
     for context, path, md5 in splits:
         with safe_open(str(path), framework="numpy") as f:
             shape = f.get_slice("x").get_shape()
-        relative = path.resolve().relative_to(root.resolve()).as_posix()
+        # Not resolved: a DVC cache link (cache.type symlink) points outside the repo.
+        relative = path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
         dataset = Dataset(
             name=path.stem,
             digest=md5,
