@@ -17,6 +17,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from neuroflow.errors import DataError, NeuroflowError
 
@@ -141,17 +142,26 @@ def plan(root: Path, *, force: bool = False) -> Plan:
             for s in reversed(list(nx.topological_sort(graph)))
             if not s.is_data_source and getattr(s, "cmd", None)
         ]
-        if force:
-            changed = set(graph.nodes)
-        else:
-            reported = set(repo.status())  # keyed by stage address or .dvc file
-            changed = {n for n in graph.nodes if n.addressing in reported}
+        changed = set(graph.nodes) if force else _changed(repo, graph)
         stale_nodes = set(changed)
         for node in changed:  # dependents: the nodes with a path to the changed one
             stale_nodes |= nx.ancestors(graph, node)
         order = [_address(Path(s.path), s.name, base) for s in ordered]
         stale = {_address(Path(s.path), s.name, base) for s in ordered if s in stale_nodes}
     return Plan(order, stale)
+
+
+def _changed(repo: Any, graph: Any) -> set[Any]:
+    """The graph's nodes `dvc status` reports changed; all of them while DVC's lock is held
+    elsewhere (each stage then goes through `dvc repro`, whose lock errors are retried)."""
+    from dvc.lock import LockError
+
+    try:
+        with repo.lock:  # on the graph already built: `repo.status()` would rebuild it
+            return {n for n in graph.nodes if n.status(check_updates=True)}
+    except LockError:
+        log.info("DVC's lock is held by another process: every stage goes through dvc repro")
+        return set(graph.nodes)
 
 
 def _address(dvcfile: Path, name: str, root: Path) -> str:

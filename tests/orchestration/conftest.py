@@ -10,6 +10,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 os.environ.setdefault("DO_NOT_TRACK", "1")
+# The harness's server runs from wherever pytest does, maybe without prefect.toml: no analytics.
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 
 @pytest.fixture(scope="session")

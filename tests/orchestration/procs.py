@@ -71,6 +71,7 @@ def prefect_env(api: str, home: Path, **base: str) -> dict[str, str]:
         "PREFECT_API_URL": api,
         "PREFECT_SERVER_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{home / 'prefect.db'}",
         "PREFECT_SERVER_UI_ENABLED": "false",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_LOGGING_LEVEL": "WARNING",
         "DO_NOT_TRACK": "1",
     }
@@ -90,3 +91,40 @@ def flow_runs(api: str, deployment_id: str) -> list[dict[str, Any]]:
 def finished_run(api: str, deployment_id: str) -> dict[str, Any] | None:
     runs = [r for r in flow_runs(api, deployment_id) if r["state_type"] in TERMINAL]
     return runs[0] if runs else None
+
+
+def terminate(proc: subprocess.Popen[bytes], timeout: float = 60) -> int:
+    """SIGTERM to this one process (not its group): its exit code once it has stopped."""
+    proc.send_signal(signal.SIGTERM)
+    return proc.wait(timeout=timeout)
+
+
+def artifacts(api: str, flow_run_id: str) -> dict[str, dict[str, Any]]:
+    """The flow run's artifacts by key, as the Prefect API returns them."""
+    resp = httpx.post(
+        f"{api}/artifacts/filter",
+        json={"artifacts": {"flow_run_id": {"any_": [flow_run_id]}}},
+        timeout=5,
+    )
+    resp.raise_for_status()
+    return {a["key"]: a for a in resp.json()}
+
+
+def check_retrain_artifacts(found: dict[str, dict[str, Any]], root: Path) -> dict[str, Any]:
+    """The retrain flow's artifacts agree with what the pipeline wrote; the registration back."""
+    import json
+
+    from pipelines import flows
+
+    registration = json.loads((root / "artifacts" / "export" / "registration.json").read_text())
+    test = json.loads((root / "artifacts" / "metrics.json").read_text())["test"]
+    table = found[flows.METRICS_KEY]
+    assert table["type"] == "table"
+    rows = json.loads(table["data"]) if isinstance(table["data"], str) else table["data"]
+    column = f"challenger v{registration['version']}"
+    assert {r["metric"]: r[column] for r in rows} == {k: f"{v:.4f}" for k, v in test.items()}
+    run_link = found[flows.RUN_LINK_KEY]["data"]
+    assert f"/runs/{registration['run_id']}" in run_link
+    model, version = registration["model_name"], registration["version"]
+    assert f"/models/{model}/versions/{version}" in found[flows.VERSION_LINK_KEY]["data"]
+    return dict(registration)

@@ -13,6 +13,7 @@ import pytest
 import yaml
 from pipelines import dag
 from pipelines.flows import RetryPolicy, retrain
+from tests.orchestration.procs import artifacts, check_retrain_artifacts
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_api")]
 
@@ -90,7 +91,7 @@ def test_retrain_runs_dvc_stages_retries_a_held_lock_and_registers(flow_env: Pat
     assert result["registration"]["challenger_version"] == "1"
 
     runs = task_runs(state.state_details.flow_run_id)
-    assert runs["dvc repro ingest"].run_count == 2  # the held lock cost one retry
+    assert runs[f"dvc repro {order[0]}"].run_count == 2  # the held lock cost one retry
     assert all(runs[f"dvc repro {name}"].run_count == 1 for name in order[1:])
 
     # The overrides went through params.yaml, so dvc.lock records what train really used.
@@ -104,6 +105,27 @@ def test_retrain_runs_dvc_stages_retries_a_held_lock_and_registers(flow_env: Pat
     messages = flow_logs(state.state_details.flow_run_id)
     assert any(m.startswith("[train] ") and "epoch 3/3" in m for m in messages)
     assert any(m.startswith("[export] ") and "@challenger" in m for m in messages)
+
+    # The run's artifacts: test metrics (no champion yet), links to the MLflow run and version.
+    from prefect.settings import PREFECT_API_URL
+
+    api = str(PREFECT_API_URL.value())
+    first = check_retrain_artifacts(artifacts(api, str(state.state_details.flow_run_id)), root)
+    assert first == {k: v for k, v in result["registration"].items() if k in first}
+
+    # Nothing changed: every stage is reported up to date without starting DVC, and the run
+    # still publishes the same results (the registry read is reused: the store is unchanged).
+    again = retrain(root=str(root), return_state=True)
+    assert again.is_completed(), again.message
+    assert again.result()["ran"] == []
+    runs = task_runs(again.state_details.flow_run_id)
+    assert {f"dvc repro {name}" for name in order} <= set(runs)
+    messages = flow_logs(again.state_details.flow_run_id)
+    assert sum("up to date (dvc status): DVC not started" in m for m in messages) == len(order)
+    assert not any(m.startswith("$ dvc repro") for m in messages)
+    assert any("registry unchanged since the last run" in m for m in messages)
+    published = artifacts(api, str(again.state_details.flow_run_id))
+    assert check_retrain_artifacts(published, root) == first
 
 
 def test_failed_validation_fails_the_flow_with_its_summary_without_retry(flow_env: Path) -> None:
@@ -126,7 +148,9 @@ def test_failed_validation_fails_the_flow_with_its_summary_without_retry(flow_en
         state.result()
     runs = task_runs(state.state_details.flow_run_id)
     assert runs["dvc repro validate"].run_count == 1  # not retried
-    assert set(runs) == {"dvc repro ingest", "dvc repro validate"}  # nothing downstream
+    order = list(yaml.safe_load((root / "dvc.yaml").read_text())["stages"])
+    upto = order[: order.index("validate") + 1]
+    assert set(runs) == {f"dvc repro {name}" for name in upto}  # nothing downstream
     summary = json.loads((root / "data" / "validated" / "summary.json").read_text())
     assert summary["success"] is False
     assert not (root / "artifacts" / "export" / "registration.json").exists()
