@@ -21,8 +21,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from neuroflow.errors import ConfigError
 
 # Image classification is `multiclass` (or `binary`) with `data.modality: image`.
-Task = Literal["binary", "multiclass", "regression", "forecast", "anomaly"]
-ModelType = Literal["mlp", "cnn", "rnn", "lstm", "gru", "transformer", "autoencoder"]
+# `generative` learns the training rows' distribution (model.type gan); labels only rate samples.
+Task = Literal["binary", "multiclass", "regression", "forecast", "anomaly", "generative"]
+ModelType = Literal["mlp", "cnn", "rnn", "lstm", "gru", "transformer", "autoencoder", "gan"]
 
 
 class _Section(BaseModel):
@@ -113,7 +114,9 @@ class ModelConfig(_Section):
     layers: int = Field(1, gt=0)  # recurrent or transformer layers
     d_model: int = Field(32, gt=0)  # transformer width
     heads: int = Field(2, gt=0)  # transformer attention heads (must divide d_model)
-    latent: int = Field(8, gt=0)  # autoencoder bottleneck
+    latent: int = Field(8, gt=0)  # autoencoder bottleneck; gan: the generator's latent vector
+    # gan: mlp (widths from `hidden`) or conv (DCGAN-style, widths from `channels`)
+    gan_arch: Literal["mlp", "conv"] = "conv"
     # sequences: normalise each window by its last season's level (additive or ratio)
     window_norm: Literal["none", "additive", "multiplicative"] = "none"
 
@@ -146,6 +149,11 @@ class TrainConfig(_Section):
     streaming: Literal["auto", "always", "never"] = "auto"
     in_memory_max_mb: int = Field(4096, gt=0)
     stream_chunk_rows: int = Field(65_536, gt=1)
+    # gan: discriminator updates per generator update (each on fresh noise, same real batch),
+    # one-sided label smoothing (real label = 1 - this), and Adam's beta1 for both networks.
+    gan_d_steps: int = Field(1, ge=1, le=10)
+    gan_label_smoothing: float = Field(0.1, ge=0, lt=0.5)
+    gan_beta1: float = Field(0.5, ge=0, lt=1)
 
 
 class RuntimeConfig(_Section):
@@ -213,6 +221,7 @@ PROMOTION_METRIC = {
     "regression": "r2",
     "forecast": "mae_vs_naive",
     "anomaly": "roc_auc",
+    "generative": "fid",
 }
 
 
@@ -237,6 +246,8 @@ class PromotionConfig(_Section):
             "regression": {"r2": 0.4},
             "forecast": {"mae_vs_naive": 0.9},
             "anomaly": {"roc_auc": 0.9},
+            # generated vs held-out FD over real-vs-real FD (evaluation/generative.py)
+            "generative": {"fid_ratio": 3.0},
         }
     )
 
@@ -279,6 +290,11 @@ class Params(_Section):
                 raise ValueError("task=anomaly needs data.normal_class (the normal label)")
         elif self.model.type == "autoencoder":
             raise ValueError("model.type=autoencoder is for task=anomaly")
+        if (self.task == "generative") != (self.model.type == "gan"):
+            raise ValueError(
+                "task=generative and model.type=gan go together "
+                f"(got task={self.task}, model.type={self.model.type})"
+            )
         if self.train.loss == "bce" and self.task != "binary":
             raise ValueError("train.loss=bce is for task=binary")
         return self

@@ -9,17 +9,29 @@ from torch import nn
 
 from neuroflow.models.autoencoder import Autoencoder, reconstruction_error
 from neuroflow.models.cnn import CNN
+from neuroflow.models.gan import GAN
 from neuroflow.models.mlp import MLP
 from neuroflow.models.rnn import RECURRENT, RecurrentNet
 from neuroflow.models.spec import ModelSpec
 from neuroflow.models.transformer import TransformerNet
 
-MODEL_TYPES = ("mlp", "cnn", *RECURRENT, "transformer", "autoencoder")
+MODEL_TYPES = ("mlp", "cnn", *RECURRENT, "transformer", "autoencoder", "gan")
 
 
 def build_model(spec: ModelSpec) -> nn.Module:
-    """The network `spec` describes; every one maps a flat (N, input_dim) batch to its output."""
+    """The network `spec` describes; every one maps a flat (N, input_dim) batch to its output
+    (a GAN samples: (N, latent) in, flat (N, input_dim) images out)."""
     model: nn.Module
+    if spec.type == "gan":  # its own (DCGAN) initialisation, for both networks
+        return GAN(
+            spec.shape,
+            spec.latent,
+            arch=spec.gan_arch,
+            hidden=spec.hidden,
+            channels=spec.channels,
+            dropout=spec.dropout,
+            batch_norm=spec.batch_norm,
+        )
     if spec.type == "mlp":
         model = MLP(
             spec.input_dim,

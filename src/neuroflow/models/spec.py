@@ -8,8 +8,8 @@ from typing import Any
 
 @dataclass(frozen=True)
 class ModelSpec:
-    type: str  # mlp | cnn | rnn | lstm | gru | transformer | autoencoder
-    task: str  # binary | multiclass | regression | forecast | anomaly
+    type: str  # mlp | cnn | rnn | lstm | gru | transformer | autoencoder | gan
+    task: str  # binary | multiclass | regression | forecast | anomaly | generative
     input_dim: int
     output_dim: int
     hidden: list[int] = field(default_factory=lambda: [64, 32])
@@ -30,7 +30,8 @@ class ModelSpec:
     layers: int = 1
     d_model: int = 32
     heads: int = 2
-    latent: int = 8
+    latent: int = 8  # autoencoder bottleneck, GAN latent vector
+    gan_arch: str = "conv"  # gan: mlp | conv (DCGAN-style)
     window_norm: str = "none"
     season: int = 1
 

@@ -76,8 +76,8 @@ def build_spec(
     center, scale = 0.0, 1.0
     if params.is_classification:
         output_dim = 1 if params.train.loss == "bce" else len(classes)
-    elif params.task == "anomaly":
-        output_dim = input_dim  # the reconstruction
+    elif params.task in ("anomaly", "generative"):
+        output_dim = input_dim  # the reconstruction, or a generated row
     else:
         output_dim = 1
         if target_affine is not None:
@@ -112,6 +112,7 @@ def build_spec(
         d_model=m.d_model,
         heads=m.heads,
         latent=m.latent,
+        gan_arch=m.gan_arch,
         window_norm=m.window_norm,
         season=int(schema.get("season", 1)),
     )
@@ -169,11 +170,16 @@ def settings_from(params: Params) -> Any:
     )
 
 
-def _fingerprint(spec: ModelSpec, settings: Any, data_md5: dict[str, str]) -> str:
-    """Identity of (config, data): a checkpoint resumes only a run with the same one."""
+def _fingerprint(
+    spec: ModelSpec, settings: Any, data_md5: dict[str, str], step: dict[str, Any] | None = None
+) -> str:
+    """Identity of (config, data): a checkpoint resumes only a run with the same one.
+    `step`: the settings of a StepHook's step (the GAN's), when the network trains with one."""
     digest = hashlib.sha256()
     digest.update(json.dumps(spec.to_json(), sort_keys=True).encode())
     digest.update(json.dumps(settings.__dict__, sort_keys=True).encode())
+    if step is not None:
+        digest.update(json.dumps(step, sort_keys=True).encode())
     digest.update(json.dumps(data_md5, sort_keys=True).encode())
     return digest.hexdigest()
 
@@ -281,7 +287,16 @@ def _train(params: Params, paths: Paths, ctx: DistributedContext | None) -> dict
     # the digests of the run's dataset inputs.
     splits = {s: paths.processed_split(s) for s in ("train", "val")}
     data_md5 = {s: tracking.file_md5(path) for s, path in splits.items()}
-    fingerprint = _fingerprint(spec, settings, data_md5)
+    step_hook, step_id = None, None
+    if spec.type == "gan":
+        from neuroflow.training.gan import AdversarialStep, GanSettings
+
+        t = params.train
+        step_hook = AdversarialStep(
+            GanSettings(t.gan_d_steps, t.gan_label_smoothing, t.gan_beta1), seed=params.seed
+        )
+        step_id = dataclasses.asdict(step_hook.settings)
+    fingerprint = _fingerprint(spec, settings, data_md5, step_id)
     start = ""  # how this run starts, for the log and the MLflow run's description
     if ctx is None or ctx.is_main:
         # Before any rank can load it: a finished run's final checkpoint is cleared here.
@@ -303,6 +318,7 @@ def _train(params: Params, paths: Paths, ctx: DistributedContext | None) -> dict
         checkpoint_every_s=params.runtime.checkpoint_every_s,
         fingerprint=fingerprint,
         distributed=ctx,
+        step_hook=step_hook,
     )
     if ctx is not None and not ctx.is_main:  # rank 0 alone tracks, checkpoints and writes
         result = train_model()
@@ -367,7 +383,7 @@ def _train(params: Params, paths: Paths, ctx: DistributedContext | None) -> dict
 
     rows: list[tuple[str, float, int]] = []
     for rec in history:
-        for key in ("train_loss", "val_loss", "lr", "val_accuracy"):
+        for key in ("train_loss", "val_loss", "lr", "val_accuracy", "d_loss", "g_loss"):
             if key in rec:
                 rows.append((key, rec[key], rec["epoch"]))
     rows += [

@@ -125,6 +125,39 @@ class TensorSplits:
                 yield xs[start : start + batch], ys[start : start + batch]
 
 
+class StepHook(Protocol):
+    """A network trained by another step than "loss on (x, y), one optimiser step": the GAN's
+    adversarial step (training/gan.py). `fit` keeps its loop, checkpoints and early stopping and
+    asks the hook for the optimiser, each batch's step and the epoch's validation score.
+
+    `train_step` returns one detached loss per name in `parts` (e.g. each network's); the epoch's
+    mean of each goes into the history, and `train_loss` is their sum. `validate` returns the
+    epoch's score, lower is better: it is the history's `val_loss`, early stopping's measure.
+    """
+
+    parts: tuple[str, ...]
+
+    def make_optimizer(self, model: nn.Module, s: TrainSettings) -> torch.optim.Optimizer: ...
+
+    def timing(self, model: nn.Module, x: torch.Tensor) -> tuple[nn.Module, torch.Tensor]:
+        """The module and batch the CPU thread probe times (`pick_cpu_threads`)."""
+        ...
+
+    def train_step(
+        self,
+        model: nn.Module,
+        xb: torch.Tensor,
+        *,
+        optimizer: torch.optim.Optimizer,
+        settings: TrainSettings,
+        autocast: Callable[[], Any],
+    ) -> torch.Tensor: ...
+
+    def validate(
+        self, model: nn.Module, x_val: torch.Tensor, autocast: Callable[[], Any]
+    ) -> torch.Tensor: ...
+
+
 @dataclass
 class EpochRecord:
     epoch: int
@@ -133,6 +166,7 @@ class EpochRecord:
     lr: float
     val_accuracy: float | None = None
     seconds: float = 0.0
+    parts: dict[str, float] = field(default_factory=dict)  # a StepHook's per-part losses
 
     def as_dict(self) -> dict[str, Any]:
         out = {
@@ -144,7 +178,13 @@ class EpochRecord:
         }
         if self.val_accuracy is not None:
             out["val_accuracy"] = self.val_accuracy
-        return out
+        return out | self.parts
+
+    @classmethod
+    def from_dict(cls, row: dict[str, Any]) -> EpochRecord:
+        known = {"epoch", "train_loss", "val_loss", "lr", "val_accuracy", "seconds"}
+        parts = {k: float(v) for k, v in row.items() if k not in known}
+        return cls(**{k: v for k, v in row.items() if k in known}, parts=parts)
 
 
 @dataclass
@@ -380,7 +420,12 @@ def diverged(
     one more pass over the training rows, no training): NaN/inf in the inputs or targets is the
     cause, and a lower learning rate would not help; only finite data points at the optimiser.
     """
-    steps = torch.stack(list(losses)).float() if losses else torch.zeros(0)
+    # A StepHook's step returns one loss per part: a step is non-finite if any part is.
+    steps = (
+        torch.stack(list(losses)).float().reshape(len(losses), -1).sum(1)
+        if losses
+        else torch.zeros(0)
+    )
     first = torch.nonzero(~torch.isfinite(steps)).flatten()[:1].tolist()
     head = f"training diverged at epoch {epoch} (loss={loss}"
     head += f", first in step {first[0] + 1}'s batch)" if first else ")"
@@ -476,6 +521,7 @@ def fit(
     fingerprint: str = "",
     on_epoch: Callable[[EpochRecord], None] | None = None,
     distributed: DistributedContext | None = None,
+    step_hook: StepHook | None = None,
 ) -> FitResult:
     """Train `model` in place; on return it holds the weights of the best validation epoch.
 
@@ -488,6 +534,8 @@ def fit(
 
     With `distributed` (under torchrun), the training rows are this rank's shard: the model trains
     wrapped in DDP, the epoch loss is summed over ranks, and rank 0 alone writes checkpoints.
+
+    With `step_hook`, the hook trains each batch and scores each epoch (see `StepHook`).
     """
     seed_everything(settings.seed, settings.deterministic)
     device = resolve_device(settings.device)
@@ -496,7 +544,13 @@ def fit(
     data = data.to(device)
     x_val, y_val = data.x_val, data.y_val
 
-    optimizer = make_optimizer(model, settings)
+    if step_hook is not None and distributed is not None:
+        raise ValueError("a StepHook network trains in one process, not under torchrun")
+    optimizer = (
+        make_optimizer(model, settings)
+        if step_hook is None
+        else step_hook.make_optimizer(model, settings)
+    )
     scheduler = make_scheduler(optimizer, settings)
     loss_fn = make_loss(settings.loss)
     generator = torch.Generator(device=data.shuffle_device)
@@ -529,7 +583,7 @@ def fit(
                 best_loss = float(state.meta["best_loss"])
                 best_epoch = int(state.meta["best_epoch"])
                 bad_epochs = int(state.meta["bad_epochs"])
-                history = [EpochRecord(**r) for r in state.meta["history"]]
+                history = [EpochRecord.from_dict(r) for r in state.meta["history"]]
                 start_epoch = state.epoch
                 log.info("resuming from %s after epoch %d", ckpt_path, start_epoch)
             else:
@@ -549,7 +603,10 @@ def fit(
     threads_before = torch.get_num_threads()
     threads = threads_before
     if device.type == "cpu":
-        threads = pick_cpu_threads(model, x_val[:batch], settings.threads)
+        timed, probe = (
+            (model, x_val[:batch]) if step_hook is None else step_hook.timing(model, x_val[:batch])
+        )
+        threads = pick_cpu_threads(timed, probe, settings.threads)
         log.debug("training on %d CPU thread(s)", threads)
     torch.set_num_threads(threads)
     last_checkpoint = time.monotonic()
@@ -564,6 +621,14 @@ def fit(
             sizes: list[float] = []
             shuffle_state = generator.get_state()  # replays the epoch if the loss turns NaN
             for xb, yb in data.epoch_batches(batch, generator):
+                if step_hook is not None:
+                    losses.append(
+                        step_hook.train_step(
+                            model, xb, optimizer=optimizer, settings=settings, autocast=autocast
+                        )
+                    )
+                    sizes.append(float(len(xb)))
+                    continue
                 step = train_step(
                     net,
                     model,
@@ -580,16 +645,22 @@ def fit(
                 sizes.append(float(len(xb)))
             if losses:
                 stacked = torch.stack(losses).float()  # a float64 target gives a float64 loss
-                running = stacked @ torch.tensor(sizes, device=device)
+                # Size-weighted sum per part: (steps,) or (steps, parts) → () or (parts,).
+                running = torch.tensor(sizes, device=device) @ stacked
             else:
                 running = torch.zeros((), device=device)
-            val_loss_t, val_acc_t = evaluate_loss(
-                model, x_val, y_val, loss_fn, classification, autocast
-            )
+            if step_hook is None:
+                val_loss_t, val_acc_t = evaluate_loss(
+                    model, x_val, y_val, loss_fn, classification, autocast
+                )
+            else:
+                val_loss_t, val_acc_t = step_hook.validate(model, x_val, autocast), None
             # One host sync per epoch: read the epoch's numbers.
             if distributed is not None:  # the epoch's loss over every rank's rows
                 running = distributed.sum(running)
-            train_loss = float(running / (n * world))
+            part_means = (running / (n * world)).reshape(-1).tolist()
+            train_loss = float(sum(part_means))
+            parts = dict(zip(step_hook.parts, part_means, strict=True)) if step_hook else {}
             val_loss = float(val_loss_t)
             val_acc = float(val_acc_t) if val_acc_t is not None else None
             if not math.isfinite(train_loss):
@@ -609,6 +680,7 @@ def fit(
                 lr=float(optimizer.param_groups[0]["lr"]),
                 val_accuracy=val_acc,
                 seconds=seconds,
+                parts=parts,
             )
             history.append(record)
             if is_better("val_loss", val_loss, best_loss, margin=1e-12):
