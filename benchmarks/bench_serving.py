@@ -120,7 +120,7 @@ def _payload(frame: Any) -> bytes:
 def run(smoke: bool) -> dict[str, Any]:
     import httpx
 
-    from neuroflow.serving.app import parse_columns
+    from neuroflow.serving.app import ServedModel, parse_request
     from neuroflow.serving.scorer import OnnxScorer
 
     n_single, n_batch, warmup = (50, 5, 10) if smoke else (2000, 100, 100)
@@ -133,8 +133,11 @@ def run(smoke: bool) -> dict[str, Any]:
     ort_single = _timed(lambda: scorer.run(feeds_one), n_single * 5, warmup)
     ort_batch = _timed(lambda: scorer.run(feeds_batch), n_batch * 5, warmup // 5 + 1)
     body_one, body_batch = _payload(one), _payload(batch)
+    served = ServedModel(scorer, NAME, "0", "")
     request_path = _timed(
-        lambda: scorer.run(parse_columns(body_one, "application/json", scorer)), n_single, warmup
+        lambda: scorer.run(parse_request(body_one, "application/json", served).feeds),
+        n_single,
+        warmup,
     )
 
     with tempfile.TemporaryDirectory(prefix="bench-serving-") as tmp:

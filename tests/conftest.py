@@ -166,3 +166,41 @@ def mlflow_server(
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
+
+
+@contextmanager
+def neuroflow_server(root: Path, *args: str, log_name: str = "serve.log") -> Iterator[str]:
+    """`neuroflow serve ARGS` in `root` on a free loopback port; yields its URL once /ping
+    answers, stops it by PID. Its output goes to root/`log_name`."""
+    import httpx
+
+    port = free_port()
+    log_path = root / log_name
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(
+            [str(BIN / "neuroflow"), "serve", "--port", str(port), *args],
+            cwd=root,
+            env=clean_env(root),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 120
+            while True:
+                assert proc.poll() is None, f"server exited: {log_path.read_text()[-3000:]}"
+                try:
+                    if httpx.get(f"{url}/ping", timeout=2).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert time.monotonic() < deadline, f"no /ping: {log_path.read_text()[-3000:]}"
+                time.sleep(0.2)
+            yield url
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()

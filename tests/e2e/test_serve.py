@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import shutil
 import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
-from tests.conftest import clean_env, free_port, run, set_params
+from tests.conftest import clean_env, neuroflow_server, run, set_params
 
 pytestmark = pytest.mark.slow
 MODEL = "neuroflow-breast-cancer"
@@ -42,39 +41,9 @@ def server(pipeline_done: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
     promoted = run(root, "neuroflow", "promote", "--json")
     assert json.loads(promoted.stdout)["decision"] == "promoted", promoted.stdout
 
-    port = free_port()
-    log = (root / "serve.log").open("w")
-    proc = subprocess.Popen(
-        ["neuroflow", "serve", "--port", str(port), "--refresh", "0.5"],
-        cwd=root,
-        env=clean_env(root),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            if proc.poll() is not None:
-                raise AssertionError(f"server exited {proc.returncode}: {_tail(root)}")
-            try:
-                if httpx.get(f"{url}/ping", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError(f"server did not answer /ping: {_tail(root)}")
-            time.sleep(0.2)
+    with neuroflow_server(root, "--refresh", "0.5") as url:
         rows = pd.read_parquet(root / "data" / "raw" / "test.parquet").drop(columns=["target"])
         yield Server(root, url, rows)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
 
 
 def _tail(root: Path) -> str:
@@ -158,7 +127,6 @@ MALFORMED: dict[str, tuple[Any, int, str]] = {
     "json array": (b"[1, 2]", 400, "JSON object"),
     "unknown key": ({"instances": [[1.0]]}, 400, "dataframe_split"),
     "missing column": ("drop:mean radius", 400, "missing column(s) ['mean radius']"),
-    "extra column": ("add:shoe size", 400, "unexpected column(s) ['shoe size']"),
     "string in numeric": ("set:mean radius=big", 400, "column 'mean radius' expects a number"),
     "bool in numeric": ("set:mean radius=True", 400, "row 0 has true"),
     "nested value": ("set:mean radius=[1]", 400, "expects a number"),
@@ -201,6 +169,21 @@ def test_malformed_requests_get_a_readable_4xx(server: Server, case: str) -> Non
     error = response.json()
     assert error["error_code"] == "BAD_REQUEST"
     assert fragment in error["message"], error["message"]
+
+
+def test_label_and_unknown_columns_are_ignored_and_named(server: Server) -> None:
+    """Like `neuroflow predict`: the label and unknown columns are scored around, not refused."""
+    row = _row(server)
+    plain = httpx.post(f"{server.url}/invocations", json={"dataframe_records": [row]})
+    extra = httpx.post(
+        f"{server.url}/invocations",
+        json={"dataframe_records": [{**row, "target": 1, "shoe size": 44}]},
+    )
+    assert extra.status_code == 200, extra.text
+    assert extra.json() == plain.json()
+    assert extra.headers["x-neuroflow-ignored-columns"] == "target,shoe size"
+    assert "x-neuroflow-ignored-columns" not in plain.headers
+    assert plain.headers["x-neuroflow-unseen-categories"] == "0"
 
 
 def test_wrong_content_type_is_415_and_the_server_survives(server: Server) -> None:

@@ -23,6 +23,7 @@ from neuroflow.export.onnx_graph import (
     run_onnx,
     save_onnx,
 )
+from neuroflow.export.runtime import InputError
 from neuroflow.features.transform import FittedPreprocessor, PreprocessOptions, fit_preprocessor
 from neuroflow.models.factory import InferenceHead
 from neuroflow.models.mlp import MLP
@@ -163,7 +164,7 @@ def test_inputs_are_named_raw_columns_with_mlflow_shapes() -> None:
         assert feeds["color"][frame["color"].isna().to_numpy()].tolist() == [""] * int(
             frame["color"].isna().sum()
         )
-    with pytest.raises(KeyError, match="texture"):
+    with pytest.raises(InputError, match="texture"):
         onnx_feeds(session, frame.drop(columns=["texture"]))
 
     single_pre, single_head, single_spec = fit_case(CASES["regression-single-column"])

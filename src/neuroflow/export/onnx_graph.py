@@ -39,11 +39,8 @@ import pandas as pd
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
-from neuroflow.features.transform import (
-    MISSING_CATEGORY,
-    FittedPreprocessor,
-    categorical_values,
-)
+from neuroflow.export import runtime
+from neuroflow.features.transform import MISSING_CATEGORY, FittedPreprocessor
 from neuroflow.io import write_bytes
 from neuroflow.models.spec import ModelSpec
 
@@ -69,17 +66,11 @@ _FEATURES = f"{_PRE}features"
 _HEAD_INPUT = "features"  # the exported network's input, "head/features" once prefixed
 _STRINGIFIED_MISSING = ("nan", "None", "<NA>")
 
-_ONNX_TO_NUMPY: dict[int, Any] = {
-    TensorProto.DOUBLE: np.float64,
-    TensorProto.FLOAT: np.float32,
-    TensorProto.INT64: np.int64,
-    TensorProto.STRING: object,
-}
-_ORT_TO_ONNX = {
-    "tensor(double)": TensorProto.DOUBLE,
-    "tensor(float)": TensorProto.FLOAT,
-    "tensor(int64)": TensorProto.INT64,
-    "tensor(string)": TensorProto.STRING,
+# ONNX element type → the onnxruntime type string export/runtime.py reads inputs by.
+_ONNX_TO_ORT = {
+    TensorProto.DOUBLE: "tensor(double)",
+    TensorProto.FLOAT: "tensor(float)",
+    TensorProto.STRING: "tensor(string)",
 }
 
 
@@ -90,6 +81,7 @@ def build_onnx_model(
     *,
     opset: int = 18,
     exporter: Exporter = "torchscript",
+    target: str | None = None,
 ) -> onnx.ModelProto:
     """Raw columns → predictions as ONE self-contained model (all weights embedded).
 
@@ -97,6 +89,8 @@ def build_onnx_model(
     small MLP) or the dynamo exporter (1.5 s warm, 3-5 s cold; needs onnxscript). Both give the
     same Gemm/Relu/Softmax graph. If the TorchScript exporter fails (it is deprecated since torch
     2.9), the dynamo exporter is tried. Exporter warnings and progress output are silenced.
+    ``target`` (the label column's name) and the categorical vocabularies go into the model's
+    metadata, so serving can tell the label and unseen categories apart from model inputs.
     """
     classification = spec.task in ("binary", "multiclass")
     _validate(pre, spec, classification)
@@ -138,6 +132,10 @@ def build_onnx_model(
             "neuroflow.classes": json.dumps(_plain_classes(spec.classes)),
             "neuroflow.numeric": json.dumps(pre.numeric),
             "neuroflow.categorical": json.dumps(pre.categorical),
+            "neuroflow.categories": json.dumps(
+                {name: [str(v) for v in pre.categories[name]] for name in pre.categorical}
+            ),
+            **({"neuroflow.target": target} if target else {}),
         },
     )
     onnx.checker.check_model(model, full_check=True)
@@ -147,36 +145,14 @@ def build_onnx_model(
 def onnx_feeds(
     model: onnx.ModelProto | onnxruntime.InferenceSession, frame: pd.DataFrame
 ) -> dict[str, np.ndarray]:
-    """A DataFrame of raw columns → the model's feed dict (right dtype and rank per input).
-
-    Numeric inputs get float64 with NaN for missing; string inputs get the categorical values as
-    `FittedPreprocessor` sees them (``str``, missing spelled ``""``). Extra columns are ignored.
-    """
-    inputs = _input_specs(model)
-    missing = [name for name, _, _ in inputs if name not in frame.columns]
-    if missing:
-        raise KeyError(f"input is missing column(s) {missing}")
-    feeds: dict[str, np.ndarray] = {}
-    for name, elem_type, rank in inputs:
-        if elem_type == TensorProto.STRING:
-            values = categorical_values(frame[name])
-        elif elem_type in _ONNX_TO_NUMPY:
-            dtype = _ONNX_TO_NUMPY[elem_type]
-            if np.issubdtype(dtype, np.floating):
-                values = frame[name].to_numpy(dtype=dtype, na_value=np.nan)
-            else:
-                values = frame[name].to_numpy(dtype=dtype)
-        else:
-            raise TypeError(f"input {name!r} has an unsupported ONNX element type {elem_type}")
-        feeds[name] = values.reshape(-1, 1) if rank == 2 else values
-    return feeds
+    """A DataFrame of raw columns → the model's feed dict: the serving feeds
+    (`runtime.frame_feeds`), so the parity check runs the code that serves."""
+    return runtime.frame_feeds(_input_specs(model), frame)
 
 
 def run_onnx(session: onnxruntime.InferenceSession, frame: pd.DataFrame) -> dict[str, np.ndarray]:
-    """Run the model on raw rows; output name → array."""
-    names = [out.name for out in session.get_outputs()]
-    results = session.run(names, onnx_feeds(session, frame))
-    return {name: np.asarray(value) for name, value in zip(names, results, strict=True)}
+    """Run the model on raw rows through the serving feeds; output name → array."""
+    return runtime.run(session, onnx_feeds(session, frame))
 
 
 @dataclass(frozen=True)
@@ -273,7 +249,7 @@ def mlflow_signature(model: onnx.ModelProto, frame: pd.DataFrame) -> ModelSignat
     )
     sample = frame.head(5)
     signature: ModelSignature = infer_signature(
-        onnx_feeds(model, sample), run_onnx(session, sample)
+        onnx_feeds(session, sample), run_onnx(session, sample)
     )
     return signature
 
@@ -550,21 +526,20 @@ def _ml_opset(opset: int) -> int:
 
 def _input_specs(
     model: onnx.ModelProto | onnxruntime.InferenceSession,
-) -> list[tuple[str, int, int]]:
-    """(name, ONNX element type, rank) per graph input."""
-    if isinstance(model, onnx.ModelProto):
-        initializers = {t.name for t in model.graph.initializer}
-        return [
-            (i.name, int(i.type.tensor_type.elem_type), len(i.type.tensor_type.shape.dim))
-            for i in model.graph.input
-            if i.name not in initializers
-        ]
-    specs: list[tuple[str, int, int]] = []
-    for i in model.get_inputs():
-        if i.type not in _ORT_TO_ONNX:
-            raise TypeError(f"input {i.name!r} has an unsupported type {i.type}")
-        specs.append((i.name, _ORT_TO_ONNX[i.type], len(i.shape)))
-    return specs
+) -> list[runtime.ModelInput]:
+    """The graph's inputs as the serving feeds read them."""
+    if not isinstance(model, onnx.ModelProto):
+        return runtime.model_inputs(model)
+    initializers = {t.name for t in model.graph.initializer}
+    return [
+        runtime.model_input(
+            i.name,
+            _ONNX_TO_ORT.get(i.type.tensor_type.elem_type, str(i.type.tensor_type.elem_type)),
+            len(i.type.tensor_type.shape.dim),
+        )
+        for i in model.graph.input
+        if i.name not in initializers
+    ]
 
 
 def _torch_outputs(

@@ -8,8 +8,11 @@
                                (regression: {"predictions": {"prediction": [...]}})
 
 Like `mlflow models serve`, errors are `{"error_code": ..., "message": ...}`: every problem a
-client can cause (empty or non-JSON body, unknown payload key, a missing or extra column, a
-value of the wrong type, ragged rows) is a 4xx whose message names it; a 500 means a bug here.
+client can cause (empty or non-JSON body, unknown payload key, a missing column, a value of the
+wrong type, ragged rows; with --strict an unknown column or an unseen category) is a 4xx whose
+message names it; a 500 means a bug here. The label column and unknown columns are ignored and
+named in the response header `X-Neuroflow-Ignored-Columns`; unseen categories are counted in
+`X-Neuroflow-Unseen-Categories` (scorer.py, `screen`: the same policy as `neuroflow predict`).
 The model is loaded once at start-up (onnxruntime, no torch, no mlflow at request time). The
 FastAPI app lives in server.py.
 """
@@ -23,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from neuroflow.serving.scorer import InputError, OnnxScorer
+from neuroflow.serving.scorer import InputError, OnnxScorer, Screen, UnseenCategoryError
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +58,18 @@ def dumps(obj: Any) -> bytes:
 
 
 class RequestError(Exception):
-    def __init__(self, status: int, message: str, code: str = "BAD_REQUEST") -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        code: str = "BAD_REQUEST",
+        details: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(message)
-        self.status, self.code = status, code
+        self.status, self.code, self.details = status, code, details or {}
+
+    def body(self) -> dict[str, Any]:
+        return {"error_code": self.code, "message": str(self), **self.details}
 
 
 @dataclass(frozen=True)
@@ -66,6 +78,7 @@ class ServedModel:
     name: str
     version: str
     run_id: str
+    target: str | None = None  # the label column, for graphs that do not record it
 
     @property
     def uri(self) -> str:
@@ -83,17 +96,22 @@ class ServedModel:
         }
 
 
-def resolve_alias(root: Path, name: str, alias: str) -> str | None:
-    """The version `models:/name@alias` points to now (None if the alias is not set)."""
+def all_aliases(root: Path, name: str) -> dict[str, str]:
+    """alias → version for the registered model `name`."""
     from neuroflow import tracking
-    from neuroflow.registry.artifacts import aliases
+    from neuroflow.registry.names import aliases
 
     client = tracking.client(root)
     with tracking.reachable(tracking_uri_of(root)):
-        return aliases(client, name).get(alias)
+        return aliases(client, name)
 
 
-def load_version(root: Path, name: str, version: str) -> ServedModel:
+def resolve_alias(root: Path, name: str, alias: str) -> str | None:
+    """The version `models:/name@alias` points to now (None if the alias is not set)."""
+    return all_aliases(root, name).get(alias)
+
+
+def load_version(root: Path, name: str, version: str, target: str | None = None) -> ServedModel:
     """Download `models:/name/version` and load its ONNX file into onnxruntime."""
     from neuroflow import tracking
     from neuroflow.registry.artifacts import download, scratch_dir
@@ -102,19 +120,45 @@ def load_version(root: Path, name: str, version: str) -> ServedModel:
     with tracking.reachable(tracking_uri_of(root)), scratch_dir() as tmp:
         registered = download(client, name, version, Path(tmp))
         model_bytes = registered.onnx_path.read_bytes()
-    return ServedModel(OnnxScorer(model_bytes), name, version, registered.run_id)
+    scorer = OnnxScorer(model_bytes)
+    return ServedModel(scorer, name, version, registered.run_id, scorer.target or target)
 
 
-def load_served_model(root: Path, name: str, alias: str = "champion") -> ServedModel:
-    """Resolve `models:/name@alias` and load its ONNX file into onnxruntime."""
-    from neuroflow.registry.artifacts import RegistryError
+def load_served_model(
+    root: Path,
+    name: str,
+    alias: str = "champion",
+    *,
+    target: str | None = None,
+    command: str = "neuroflow serve",
+) -> ServedModel:
+    """Resolve `models:/name@alias` and load its ONNX file into onnxruntime.
 
-    version = resolve_alias(root, name, alias)
+    `command` is the one the user ran: an unset alias is answered with that command spelled
+    out for the alias that is set (no champion yet: `... --alias challenger`).
+    """
+    from neuroflow.registry.names import RegistryError
+
+    known = all_aliases(root, name)
+    version = known.get(alias)
     if version is None:
-        raise RegistryError(
-            f"{name} has no @{alias}: promote a challenger first (`neuroflow promote`)"
+        raise RegistryError(_no_alias(name, alias, known, command))
+    return load_version(root, name, version, target)
+
+
+def _no_alias(name: str, alias: str, known: dict[str, str], command: str) -> str:
+    from neuroflow.registry.names import CHALLENGER, CHAMPION
+
+    if alias == CHAMPION and CHALLENGER in known:
+        return (
+            f"{name} has no @{CHAMPION} yet (nothing has been promoted); its @{CHALLENGER} is "
+            f"version {known[CHALLENGER]}. Score with the {CHALLENGER}: "
+            f"`{command} --alias {CHALLENGER}`, or promote it first: `neuroflow promote`"
         )
-    return load_version(root, name, version)
+    if known:
+        listed = ", ".join(f"@{a} (v{v})" for a, v in sorted(known.items()))
+        return f"{name} has no @{alias}; it has {listed}: pass one with `{command} --alias NAME`"
+    return f"{name} has no @{alias} and no other alias: run the pipeline (`dvc repro`) first"
 
 
 def moved_model(root: Path, name: str, alias: str, current: ServedModel) -> ServedModel | None:
@@ -125,7 +169,7 @@ def moved_model(root: Path, name: str, alias: str, current: ServedModel) -> Serv
     version = resolve_alias(root, name, alias)
     if version is None or version == current.version:
         return None
-    return load_version(root, name, version)
+    return load_version(root, name, version, current.target)
 
 
 def tracking_uri_of(root: Path) -> str:
@@ -137,8 +181,34 @@ def tracking_uri_of(root: Path) -> str:
 # --------------------------------------------------------------------------- request parsing
 
 
-def parse_columns(body: bytes, content_type: str | None, scorer: OnnxScorer) -> dict[str, Any]:
-    """Request body → feeds, or RequestError naming what is wrong."""
+@dataclass(frozen=True)
+class Batch:
+    feeds: dict[str, Any]
+    screen: Screen
+
+    @property
+    def rows(self) -> int:
+        return len(next(iter(self.feeds.values()))) if self.feeds else 0
+
+
+def parse_request(
+    body: bytes, content_type: str | None, model: ServedModel, *, strict: bool = False
+) -> Batch:
+    """Request body → feeds plus what it carried besides the inputs, or RequestError."""
+    names, feeds = _parse_columns(body, content_type, model.scorer)
+    try:
+        screen = model.scorer.screen(names, feeds, target=model.target, strict=strict)
+    except UnseenCategoryError as exc:
+        details = {"unseen": [u.to_json() for u in exc.unseen]}
+        raise RequestError(400, str(exc), "UNSEEN_CATEGORY", details) from None
+    except InputError as exc:
+        raise RequestError(400, str(exc)) from None
+    return Batch(feeds, screen)
+
+
+def _parse_columns(
+    body: bytes, content_type: str | None, scorer: OnnxScorer
+) -> tuple[list[str], dict[str, Any]]:
     mime = (content_type or "").split(";", 1)[0].strip().lower()
     if not body.strip():
         raise RequestError(400, f"empty request body: send JSON with one of {list(JSON_KEYS)}")
@@ -167,7 +237,7 @@ def parse_columns(body: bytes, content_type: str | None, scorer: OnnxScorer) -> 
     else:
         columns = _split(value) if keys[0] == "dataframe_split" else _records(value)
     try:
-        return scorer.feeds_from_columns(columns)
+        return list(columns), scorer.feeds_from_columns(columns)
     except InputError as exc:
         raise RequestError(400, str(exc)) from None
 
@@ -207,17 +277,14 @@ def _records(records: Any) -> dict[str, list[Any]]:
     return {name: [r[name] for r in records] for name in names}
 
 
-def _csv_feeds(body: bytes, scorer: OnnxScorer) -> dict[str, Any]:
+def _csv_feeds(body: bytes, scorer: OnnxScorer) -> tuple[list[str], dict[str, Any]]:
     import pandas as pd
 
     try:
         frame = pd.read_csv(io.BytesIO(body))
     except (ValueError, UnicodeDecodeError) as exc:
         raise RequestError(400, f"request body is not valid CSV: {exc}") from None
-    extra = [c for c in frame.columns if c not in scorer.columns]
-    if extra:
-        raise RequestError(400, f"unexpected column(s) {extra}; the model takes {scorer.columns}")
     try:
-        return scorer.feeds_from_frame(frame)
+        return [str(c) for c in frame.columns], scorer.feeds_from_frame(frame)
     except InputError as exc:
         raise RequestError(400, str(exc)) from None

@@ -9,7 +9,17 @@ import typer
 
 from neuroflow.registry.cli import ModelOpt, ParamsOpt, guarded, load
 
-AliasOpt = Annotated[str, typer.Option(help="Registry alias to load.")]
+AliasOpt = Annotated[
+    str, typer.Option(help="Registry alias to load (`challenger` before the first promotion).")
+]
+StrictOpt = Annotated[
+    bool,
+    typer.Option(
+        "--strict",
+        help="Refuse unknown columns and categories unseen in training (default: score them, "
+        "ignoring unknown columns, and report both).",
+    ),
+]
 
 
 def register(app: typer.Typer) -> None:
@@ -29,15 +39,21 @@ def register(app: typer.Typer) -> None:
                 "up without a restart. 0 = never."
             ),
         ] = 30.0,
+        strict: StrictOpt = False,
     ) -> None:
-        """Serve models:/NAME@champion over HTTP (MLflow scoring protocol: /ping, /invocations)."""
+        """Serve models:/NAME@champion over HTTP (MLflow scoring protocol: /ping, /invocations).
+
+        The label column and unknown columns are ignored (header X-Neuroflow-Ignored-Columns);
+        unseen categories are counted in X-Neuroflow-Unseen-Categories and logged.
+        """
 
         def go() -> Any:
             from neuroflow.serving.app import load_served_model
 
             cfg, root = load(params)
             name = model or cfg.registry.model_name
-            return load_served_model(root, name, alias), root, name
+            served = load_served_model(root, name, alias, target=cfg.data.target)
+            return served, root, name
 
         served, root, name = guarded(go)
         from neuroflow.serving.app import moved_model
@@ -46,7 +62,7 @@ def register(app: typer.Typer) -> None:
         def follow(current: Any) -> Any:
             return moved_model(root, name, alias, current)
 
-        run_server(served, host, port, follow, refresh)
+        run_server(served, host, port, follow, refresh, strict=strict)
 
     @app.command()
     def predict(
@@ -57,13 +73,57 @@ def register(app: typer.Typer) -> None:
         params: ParamsOpt = Path("params.yaml"),
         model: ModelOpt = None,
         alias: AliasOpt = "champion",
+        strict: StrictOpt = False,
+        metrics: Annotated[
+            bool,
+            typer.Option(
+                "--metrics", help="Rows include the label: print the test metrics on them."
+            ),
+        ] = False,
+        json_out: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = (
+            False
+        ),
     ) -> None:
-        """Score raw rows in batch with models:/NAME@champion; input columns are kept."""
+        """Score raw rows in batch with models:/NAME@champion; input columns are kept.
 
-        def go() -> None:
+        The label column and unknown columns are ignored with a note; categories unseen in
+        training are scored with a warning naming column, value and count.
+        """
+
+        def go() -> Any:
             from neuroflow.serving.batch import predict_file
 
             cfg, root = load(params)
-            predict_file(root, model or cfg.registry.model_name, alias, input, output)
+            name = model or cfg.registry.model_name
+            return predict_file(
+                root,
+                name,
+                alias,
+                input,
+                output,
+                label=cfg.data.target,
+                strict=strict,
+                metrics=metrics,
+            )
 
-        guarded(go)
+        scored = guarded(go)
+        if scored.metrics is not None:
+            _print_metrics(scored.metrics, scored.uri, json_out)
+
+
+def _print_metrics(metrics: dict[str, Any], uri: str, as_json: bool) -> None:
+    import json
+
+    if as_json:
+        typer.echo(json.dumps({"model": uri, **metrics}))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{uri} on {metrics['rows']} labelled rows")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in metrics.items():
+        if key != "rows":
+            table.add_row(key, "n/a" if value is None else f"{value:.4f}")
+    Console().print(table)

@@ -1,62 +1,104 @@
-"""Score raw rows with a registered ONNX model: one InferenceSession, typed per-column feeds.
+"""Score raw rows with a registered ONNX model: one InferenceSession plus the input policy.
 
-The promotion gate, `neuroflow predict` and the HTTP server all score through `OnnxScorer`, so
-the three agree by construction. The graph (export/onnx_graph.py) has one input per raw column:
-numeric columns are ``tensor(double)`` (NaN = missing), categorical ones ``tensor(string)``
-(missing = ""). This module imports numpy, pandas and onnxruntime only (no torch, no mlflow), so
-a server process starts fast and stays small.
+The promotion gate, `neuroflow predict` and the HTTP server all score through `OnnxScorer`, whose
+feeds and run are export/runtime.py's (the code export's parity check runs), so all of them
+agree by construction. This module imports numpy, pandas and onnxruntime only (no torch, no
+mlflow), so a server process starts fast and stays small.
 
-Two ways in:
-- `feeds_from_frame`: a DataFrame from a file; extra columns are ignored (they pass through).
-- `feeds_from_columns`: JSON values from a request, checked strictly: exactly the model's
-  columns, numbers (or null) for numeric inputs, strings/integers (or null) for categorical ones.
-Both raise `InputError`, whose message names the column and an offending value.
+What a batch may carry besides the model's inputs, the same for `predict` and `serve`
+(`screen`):
+- the label (target) column: accepted and ignored, with a note;
+- unknown columns: ignored with a note (`predict` keeps them in its output), refused with
+  `strict`;
+- categories the model never saw in training (one-hot all zeros): scored, counted and warned
+  about, refused with `strict`. A missing value is not an unseen category.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from neuroflow.errors import DataError
-from neuroflow.features.transform import MISSING_CATEGORY, categorical_values
+from neuroflow.export import runtime
+from neuroflow.export.runtime import InputError, ModelInput
+from neuroflow.features.transform import MISSING_CATEGORY
+
+log = logging.getLogger(__name__)
 
 # Output names written by export/onnx_graph.py (not imported: that module imports torch).
 LABEL = "label"
 PROBABILITIES = "probabilities"
 PREDICTION = "prediction"
 
-
-class InputError(DataError):
-    """Rows do not fit the model's inputs; the message names the column and value."""
+__all__ = ["InputError", "ModelInput", "OnnxScorer", "Screen", "UnseenCategoryError"]
 
 
 @dataclass(frozen=True)
-class ModelInput:
-    name: str
-    kind: Literal["numeric", "string"]
-    rank: int  # 1: shape [N]; 2: [N, 1] (single-input graphs, as mlflow feeds them)
+class Unseen:
+    column: str
+    value: str
+    rows: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"column": self.column, "value": self.value, "rows": self.rows}
 
 
-_ORT_KINDS: dict[str, Literal["numeric", "string"]] = {
-    "tensor(double)": "numeric",
-    "tensor(float)": "numeric",
-    "tensor(string)": "string",
-}
-_NUMPY = {"tensor(double)": np.float64, "tensor(float)": np.float32}
-# JSON value types accepted per input kind (bool is deliberately not a number here).
-_NUMBER_TYPES: frozenset[type] = frozenset({int, float, type(None)})
-_CATEGORY_TYPES: frozenset[type] = frozenset({str, int, type(None)})
-_STRING_TYPES: frozenset[type] = frozenset({str})
+class UnseenCategoryError(InputError):
+    """`strict` scoring refused categories the model never saw in training."""
+
+    def __init__(self, unseen: list[Unseen]) -> None:
+        self.unseen = unseen
+        shown = "; ".join(
+            f"column {u.column!r} value {u.value!r} ({u.rows} row(s))" for u in unseen
+        )
+        super().__init__(
+            f"unseen categor{'y' if len(unseen) == 1 else 'ies'} (not in the training data): "
+            f"{shown}; without strict they score as an all-zeros one-hot"
+        )
+
+
+@dataclass(frozen=True)
+class Screen:
+    """What a batch carried besides the model's inputs (see the module docstring)."""
+
+    label: list[str] = field(default_factory=list)  # the target column, when present
+    unknown: list[str] = field(default_factory=list)
+    unseen: list[Unseen] = field(default_factory=list)
+
+    @property
+    def ignored(self) -> list[str]:
+        return [*self.label, *self.unknown]
+
+    @property
+    def unseen_count(self) -> int:
+        """Cells holding an unseen category (one row with two unseen columns counts 2)."""
+        return sum(u.rows for u in self.unseen)
+
+    def log(self, logger: logging.Logger, where: str, *, notes: bool = True) -> None:
+        """Unseen categories as warnings; with `notes`, the ignored columns as info lines."""
+        if notes and self.label:
+            logger.info("%s: label column %s ignored (not a model input)", where, self.label)
+        if notes and self.unknown:
+            logger.info("%s: unknown column(s) %s ignored (not model inputs)", where, self.unknown)
+        for u in self.unseen:
+            logger.warning(
+                "%s: column %r has category %r in %d row(s), unseen in training: scored as an "
+                "all-zeros one-hot (--strict refuses it)",
+                where,
+                u.column,
+                u.value,
+                u.rows,
+            )
 
 
 class OnnxScorer:
-    """An onnxruntime session over a raw-rows graph plus its task and class labels."""
+    """An onnxruntime session over a raw-rows graph plus its task, classes and vocabularies."""
 
     def __init__(self, model_bytes: bytes, *, intra_op_threads: int = 0) -> None:
         import onnxruntime
@@ -66,18 +108,16 @@ class OnnxScorer:
         self.session = onnxruntime.InferenceSession(
             model_bytes, options, providers=["CPUExecutionProvider"]
         )
-        self.inputs: list[ModelInput] = []
-        self._dtypes: dict[str, Any] = {}
-        for node in self.session.get_inputs():
-            kind = _ORT_KINDS.get(node.type)
-            if kind is None:
-                raise InputError(f"model input {node.name!r} has unsupported type {node.type}")
-            self.inputs.append(ModelInput(node.name, kind, len(node.shape)))
-            self._dtypes[node.name] = _NUMPY.get(node.type, object)
+        self.inputs: list[ModelInput] = runtime.model_inputs(self.session)
         self.output_names = [out.name for out in self.session.get_outputs()]
         meta = self.session.get_modelmeta().custom_metadata_map
         self.task: str = meta.get("neuroflow.task", "regression")
         self.classes: list[Any] = json.loads(meta.get("neuroflow.classes", "[]"))
+        # Graphs exported before these were recorded have neither: no label / unseen checks.
+        self.target: str | None = meta.get("neuroflow.target")
+        self.categories: dict[str, list[str]] | None = (
+            json.loads(meta["neuroflow.categories"]) if "neuroflow.categories" in meta else None
+        )
 
     @property
     def columns(self) -> list[str]:
@@ -85,83 +125,65 @@ class OnnxScorer:
 
     # ------------------------------------------------------------------ feeds
     def feeds_from_frame(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
-        missing = [c for c in self.columns if c not in frame.columns]
-        if missing:
-            raise InputError(
-                f"input is missing column(s) {missing}; the model needs {self.columns}"
-            )
-        feeds: dict[str, np.ndarray] = {}
-        for spec in self.inputs:
-            series = frame[spec.name]
-            if spec.kind == "string":
-                values = categorical_values(series)
-            else:
-                coerced = pd.to_numeric(series, errors="coerce")
-                bad = series.notna() & coerced.isna()
-                if bad.any():
-                    example = series[bad].iloc[0]
-                    raise InputError(
-                        f"column {spec.name!r} must be numeric; row {int(bad.to_numpy().argmax())} "
-                        f"has {example!r}"
-                    )
-                values = coerced.to_numpy(dtype=self._dtypes[spec.name], na_value=np.nan)
-            feeds[spec.name] = values.reshape(-1, 1) if spec.rank == 2 else values
-        return feeds
+        return runtime.frame_feeds(self.inputs, frame)
 
     def feeds_from_columns(self, columns: Mapping[str, Sequence[Any]]) -> dict[str, np.ndarray]:
-        """Strictly typed JSON columns (all of equal length) → feeds."""
-        names = list(columns)
-        missing = [c for c in self.columns if c not in columns]
-        extra = [c for c in names if c not in self._dtypes]
-        if missing or extra:
-            parts = []
-            if missing:
-                parts.append(f"missing column(s) {missing}")
-            if extra:
-                parts.append(f"unexpected column(s) {extra}")
-            raise InputError(f"{'; '.join(parts)}; the model takes exactly {self.columns}")
-        feeds: dict[str, np.ndarray] = {}
-        for spec in self.inputs:
-            values = columns[spec.name]
-            # set(map(type, ...)) runs in C: one pass to accept a whole column, and only a bad
-            # column pays for the row-by-row search that names the offending value.
-            types = set(map(type, values))
-            if spec.kind == "numeric":
-                if not types <= _NUMBER_TYPES:
-                    raise self._bad(spec.name, values, _NUMBER_TYPES, "a number or null")
-                try:
-                    array = np.asarray(values, dtype=self._dtypes[spec.name])  # None → NaN
-                except (OverflowError, ValueError) as exc:
-                    raise InputError(f"column {spec.name!r}: {exc}") from None
-            else:
-                if not types <= _CATEGORY_TYPES:
-                    raise self._bad(spec.name, values, _CATEGORY_TYPES, "a string or null")
-                if types <= _STRING_TYPES:
-                    array = np.asarray(values, dtype=object)
-                else:
-                    array = np.asarray(
-                        [MISSING_CATEGORY if v is None else str(v) for v in values], dtype=object
-                    )
-            feeds[spec.name] = array.reshape(-1, 1) if spec.rank == 2 else array
-        return feeds
+        return runtime.column_feeds(self.inputs, columns)
 
-    @staticmethod
-    def _bad(name: str, values: Sequence[Any], allowed: frozenset[type], what: str) -> InputError:
-        row = next(i for i, v in enumerate(values) if type(v) not in allowed)
-        return InputError(f"column {name!r} expects {what}; row {row} has {_show(values[row])}")
+    def screen(
+        self,
+        names: Sequence[str],
+        feeds: Mapping[str, np.ndarray],
+        *,
+        target: str | None = None,
+        strict: bool = False,
+    ) -> Screen:
+        """Sort the batch's other columns into label / unknown and count unseen categories.
+
+        `target` names the label column when the graph does not record it. With `strict`,
+        unknown columns raise `InputError` and unseen categories `UnseenCategoryError`.
+        """
+        label_name = self.target or target
+        inputs = set(self.columns)
+        label = [n for n in names if n == label_name and n not in inputs]
+        unknown = [n for n in names if n not in inputs and n != label_name]
+        if strict and unknown:
+            raise InputError(
+                f"unknown column(s) {unknown}; the model takes {self.columns}"
+                + (f" (and the label {label_name!r} is ignored)" if label_name else "")
+                + "; without strict they are ignored"
+            )
+        unseen = self.unseen(feeds)
+        if strict and unseen:
+            raise UnseenCategoryError(unseen)
+        return Screen(label, unknown, unseen)
+
+    def unseen(self, feeds: Mapping[str, np.ndarray]) -> list[Unseen]:
+        """Categorical values outside the training vocabulary, per column and value."""
+        found: list[Unseen] = []
+        for name, vocab in (self.categories or {}).items():
+            if name not in feeds:
+                continue
+            values, counts = np.unique(feeds[name].ravel().astype(str), return_counts=True)
+            known = {*vocab, MISSING_CATEGORY}
+            found.extend(
+                Unseen(name, str(v), int(c))
+                for v, c in zip(values, counts, strict=True)
+                if v not in known
+            )
+        return found
 
     # ------------------------------------------------------------------ scoring
-    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        results = self.session.run(self.output_names, feeds)
-        return {n: np.asarray(r) for n, r in zip(self.output_names, results, strict=True)}
+    def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return runtime.run(self.session, feeds)
 
     def predict_frame(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
         return self.run(self.feeds_from_frame(frame))
 
     def output_frame(self, outputs: dict[str, np.ndarray]) -> pd.DataFrame:
-        """Outputs as columns: label + proba_<class> per class, or prediction."""
-        if PROBABILITIES not in outputs:
-            return pd.DataFrame({PREDICTION: outputs[PREDICTION]})
+        """Outputs as columns: label + proba_<class> per class, or prediction (score)."""
+        if PROBABILITIES not in outputs:  # regression "prediction", anomaly "score"
+            return pd.DataFrame({name: value for name, value in outputs.items() if value.ndim == 1})
         frame = pd.DataFrame({LABEL: outputs[LABEL]})
         proba = outputs[PROBABILITIES]
         for index, label in enumerate(self.classes):
@@ -172,8 +194,3 @@ class OnnxScorer:
 def predictions_json(outputs: dict[str, np.ndarray]) -> dict[str, Any]:
     """MLflow's scoring-server response shape for a multi-output model."""
     return {"predictions": {name: value.tolist() for name, value in outputs.items()}}
-
-
-def _show(value: Any) -> str:
-    text = json.dumps(value) if not isinstance(value, float) else repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."

@@ -16,7 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from neuroflow.serving.app import RequestError, ServedModel, dumps, parse_columns
+from neuroflow.serving.app import RequestError, ServedModel, dumps, parse_request
 from neuroflow.serving.scorer import predictions_json
 
 log = logging.getLogger(__name__)
@@ -48,9 +48,20 @@ async def _follow_alias(current: _Current, refresh: Refresh, every: float) -> No
             current.served = moved
 
 
-def create_app(served: ServedModel, refresh: Refresh | None = None, every: float = 30.0) -> FastAPI:
+IGNORED_HEADER = "X-Neuroflow-Ignored-Columns"
+UNSEEN_HEADER = "X-Neuroflow-Unseen-Categories"
+
+
+def create_app(
+    served: ServedModel,
+    refresh: Refresh | None = None,
+    every: float = 30.0,
+    *,
+    strict: bool = False,
+) -> FastAPI:
     """With `refresh`, the alias is re-resolved every `every` seconds and a new version is
-    loaded and swapped in without a restart (requests in flight finish on the old one)."""
+    loaded and swapped in without a restart (requests in flight finish on the old one).
+    With `strict`, unknown columns and unseen categories are refused (400)."""
     current = _Current(served)
 
     @contextlib.asynccontextmanager
@@ -73,9 +84,8 @@ def create_app(served: ServedModel, refresh: Refresh | None = None, every: float
     def headers(model: ServedModel) -> dict[str, str]:
         return {"X-Model-Version": model.version}
 
-    def error(model: ServedModel, status: int, message: str, code: str) -> Response:
-        body = {"error_code": code, "message": message}
-        return JSONResponse(body, status, headers=headers(model))
+    def error(model: ServedModel, exc: RequestError) -> Response:
+        return JSONResponse(exc.body(), exc.status, headers=headers(model))
 
     @app.get("/ping")
     @app.get("/health")
@@ -93,26 +103,31 @@ def create_app(served: ServedModel, refresh: Refresh | None = None, every: float
         scorer = model.scorer
         try:
             body = await request.body()
-            feeds = parse_columns(body, request.headers.get("content-type"), scorer)
+            content_type = request.headers.get("content-type")
+            batch = parse_request(body, content_type, model, strict=strict)
         except RequestError as exc:
-            return error(model, exc.status, str(exc), exc.code)
-        rows = len(next(iter(feeds.values()))) if feeds else 0
+            if exc.code == "UNSEEN_CATEGORY":
+                log.warning("refused (--strict) on %s: %s", model.uri, exc)
+            return error(model, exc)
+        screen, rows = batch.screen, batch.rows
+        screen.log(log, f"/invocations on {model.uri}", notes=False)
+        notes = {**headers(model), UNSEEN_HEADER: str(screen.unseen_count)}
+        if screen.ignored:
+            notes[IGNORED_HEADER] = ",".join(screen.ignored)
         if rows == 0:
             empty: dict[str, list[Any]] = {name: [] for name in scorer.output_names}
-            return JSONResponse({"predictions": empty}, headers=headers(model))
+            return JSONResponse({"predictions": empty}, headers=notes)
         try:
             if rows <= _INLINE_ROWS:
-                outputs = scorer.run(feeds)
+                outputs = scorer.run(batch.feeds)
             else:
-                outputs = await run_in_threadpool(scorer.run, feeds)
+                outputs = await run_in_threadpool(scorer.run, batch.feeds)
         except Exception:  # a valid request that fails to score is our bug: log it, answer 500
             log.exception("scoring %d rows with %s failed", rows, model.uri)
             message = "internal error while scoring; see the server log"
-            return error(model, 500, message, "INTERNAL_ERROR")
+            return error(model, RequestError(500, message, "INTERNAL_ERROR"))
         return Response(
-            dumps(predictions_json(outputs)),
-            media_type="application/json",
-            headers=headers(model),
+            dumps(predictions_json(outputs)), media_type="application/json", headers=notes
         )
 
     return app
@@ -124,11 +139,13 @@ def serve(
     port: int,
     refresh: Refresh | None = None,
     every: float = 30.0,
+    *,
+    strict: bool = False,
 ) -> None:
     import uvicorn
 
     if host not in ("127.0.0.1", "localhost", "::1"):
         log.warning("binding %s: the model server is reachable from other machines", host)
     log.info("serving %s on http://%s:%d/invocations", served.uri, host, port)
-    app = create_app(served, refresh, every)
+    app = create_app(served, refresh, every, strict=strict)
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
