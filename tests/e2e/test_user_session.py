@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 import yaml
-from tests.conftest import FAST_TRAIN, REPO, copy_project, run, set_params
+from tests.conftest import REPO, run, set_params
 
 pytestmark = pytest.mark.slow
 
@@ -44,11 +44,12 @@ def diff(before: dict[str, str], after: dict[str, str]) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def committed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
-    """A shrunken pipeline run to the end and committed: the user's last good state."""
-    root = copy_project(tmp_path_factory.mktemp("session") / "project")
-    set_params(root, {"train": FAST_TRAIN})
-    run(root, "dvc", "repro", timeout=600)
+def committed(
+    pipeline_done: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, dict[str, str]]:
+    """The shared shrunken pipeline run, committed: the user's last good state."""
+    root = tmp_path_factory.mktemp("session") / "project"
+    shutil.copytree(pipeline_done, root, symlinks=True)
     run(root, "git", "add", "-A")
     run(root, "git", "commit", "-qm", "a good run")
     return root, state(root)
