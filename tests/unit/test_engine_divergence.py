@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -77,6 +78,24 @@ def test_finite_data_points_at_the_optimiser() -> None:
     assert "lower train.lr (now 10)" in message
     assert "set train.grad_clip (now off)" in message
     assert "NaN/inf in the" not in message
+
+
+def test_streamed_rows_are_replayed_from_disk(tmp_path: Path) -> None:
+    from safetensors.numpy import save_file
+
+    from neuroflow.training.streaming import SafetensorsChunks, StreamedSplits
+
+    data = rows()
+    data.x_train[100, 5] = math.nan
+    path = tmp_path / "train.safetensors"
+    save_file({"x": data.x_train.numpy(), "y": data.y_train.numpy()}, str(path))
+    streamed = StreamedSplits(SafetensorsChunks(path, rows_per_chunk=50), data.x_val, data.y_val)
+    torch.manual_seed(0)
+    with pytest.raises(TrainingDivergedError) as caught:
+        fit(build_model(SPEC), streamed, SETTINGS)
+    assert "likely cause: NaN/inf in the inputs (1 value in feature position(s) 5)" in str(
+        caught.value
+    )
 
 
 @pytest.mark.gpu
