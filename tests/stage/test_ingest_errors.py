@@ -172,7 +172,8 @@ def test_csv_lines_count_as_an_editor_shows_them(tmp_path: Path) -> None:
         '1,"two\nlines"\n'  # lines 3-4: row 0
         "\n"  # line 5: blank
         "2,x\r\n"  # line 6: row 1, a Windows line end
-        "3,y\n"  # line 7: row 2
+        "   \n"  # line 7: only spaces, skipped like a blank line
+        "3,y\n"  # line 8: row 2
     )
     assert pd.read_csv(path)["a"].tolist() == [1, 2, 3]  # the reader sees the same rows
-    assert csv_lines(path, ",", [0, 1, 2]) == {0: 3, 1: 6, 2: 7}
+    assert csv_lines(path, ",", [0, 1, 2]) == {0: 3, 1: 6, 2: 8}

@@ -163,8 +163,8 @@ def csv_lines(path: Path, delimiter: str, positions: Sequence[int]) -> dict[int,
         end, row = 0, -1  # row -1 is the header: the first non-blank record
         for record in reader:
             start, end = end + 1, reader.line_num
-            if not record:
-                continue
+            if not record or (len(record) == 1 and not record[0].strip()):
+                continue  # pandas skips blank and whitespace-only lines
             if row in wanted:
                 found[row] = start
                 if len(found) == len(wanted):
