@@ -155,6 +155,13 @@ def test_regression_target_must_be_finite_numbers(tmp_path: Path) -> None:
     assert code == 1 and "1 target value(s) are infinite: row 13 inf" in out, out
 
 
+def test_a_constant_regression_target_is_refused(tmp_path: Path) -> None:
+    frame = table().assign(body_mass_g=4200.0)
+    code, out = invoke(project(tmp_path, frame), "ingest")
+    assert code == 1, out
+    assert "'body_mass_g' holds one value (4200.0 in all 200 rows)" in out
+
+
 def test_a_directory_is_not_a_source_file(tmp_path: Path) -> None:
     root = project(tmp_path, table())
     params = yaml.safe_load((root / "params.yaml").read_text())

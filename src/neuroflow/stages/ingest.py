@@ -142,7 +142,8 @@ def _checked_target(
     """The frame with a target every task can learn from, and the rows kept (None: all).
 
     Numbers for regression and forecasting, a value in every row (or the row dropped, with
-    data.drop_missing_target), and at least two classes to tell apart for classification.
+    data.drop_missing_target), and at least two classes (or values, for regression) to tell
+    apart.
     """
     cfg, task = params.data, params.task
     target = frame[cfg.target]
@@ -186,9 +187,15 @@ def _checked_target(
         frame = frame[kept].reset_index(drop=True)
         if frame.empty:
             raise SourceError(f"{origin}: target column {cfg.target!r} is missing in every row")
+    dropped = " after dropping the rows without one" if kept is not None else ""
+    if task == "regression" and frame[cfg.target].nunique() < 2:
+        raise SourceError(
+            f"{origin}: target column {cfg.target!r} holds one value "
+            f"({_python(frame[cfg.target].iloc[0])!r} in all {len(frame)} rows{dropped}); "
+            "a regression needs a target that varies"
+        )
     if params.is_classification:
         classes = frame[cfg.target].unique()
-        dropped = " after dropping the rows without one" if kept is not None else ""
         if len(classes) < 2:
             only = _python(classes[0])
             raise SourceError(
