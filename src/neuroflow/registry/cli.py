@@ -220,6 +220,6 @@ def register(app: typer.Typer) -> None:
                 e.metric,
                 "" if e.improvement is None else _fmt(e.improvement),
                 ci,
-                e.reason,
+                e.reason + (f" [rolled-back version allowed: {e.override}]" if e.override else ""),
             )
         Console(width=200).print(table)

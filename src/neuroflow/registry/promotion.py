@@ -106,8 +106,11 @@ class Outcome:
             else:
                 out["slices"] = "none judged"
         elif gate is not None:
-            out["metric"] = ", ".join(f"{k} {v:.4f}" for k, v in sorted(gate.thresholds.items()))
-            out["champion"] = "(none): first champion, judged on promotion.thresholds"
+            bars = [ch for ch in gate.checks if ch.name.startswith("threshold ")]
+            out["metric"] = "; ".join(
+                f"{ch.name.removeprefix('threshold ')} {ch.detail}" for ch in bars
+            )
+            out["champion"] = "(none): the first champion must reach promotion.thresholds"
         return out
 
 
