@@ -4,10 +4,12 @@ The path that used to end in a NaN training loss with the wrong advice, then in 
 failure on float32 rounding: now `profile` and `ingest` refuse the rows without a target and name
 their lines; with `data.drop_missing_target: true` they are dropped (and said so in the log), and
 the pipeline runs through export under the default parity tolerances (no `export.*` override).
+A stray text cell added later stops `dvc repro` at ingest, by line, and changes nothing on disk.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -39,6 +41,17 @@ def penguins(rows: int = 240, seed: int = 3) -> pd.DataFrame:
     frame.loc[rng.random(rows) < 0.03, "island"] = None
     frame.loc[[9, 130], "body_mass_g"] = np.nan  # two weighings never made: lines 11 and 132
     return frame
+
+
+def hashes(root: Path, *folders: str) -> dict[str, str]:
+    files = [p for folder in folders for p in sorted((root / folder).rglob("*")) if p.is_file()]
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+
+
+def locked(root: Path) -> dict[str, object]:
+    """dvc.lock's entries for ingest and every stage after it."""
+    stages = yaml.safe_load((root / "dvc.lock").read_text())["stages"]
+    return {name: entry for name, entry in stages.items() if name != "check"}
 
 
 @pytest.mark.slow
@@ -82,3 +95,21 @@ def test_missing_grams_are_named_then_dropped_and_the_model_exports(tmp_path: Pa
     # Export passed its parity check on predictions in grams (thousands): what it allowed is
     # atol + rtol × the largest prediction, a fraction of a gram, not 1e-5.
     assert 0 <= registration["parity_max_abs_diff"] < 1e-5 + 1e-4 * 2000
+
+    # Later, a stray "?" typed into a measurement: ingest stops the run at that line, nothing
+    # downstream runs or changes, and `dvc checkout` puts the last good raw splits back.
+    downstream = ("data/processed", "data/validated", "artifacts")
+    before, raw, lock = hashes(root, *downstream), hashes(root, "data/raw"), locked(root)
+    frame = pd.read_csv(root / SOURCE)
+    frame["flipper_length_mm"] = frame["flipper_length_mm"].astype(object)
+    frame.loc[57, "flipper_length_mm"] = "?"
+    frame.to_csv(root / SOURCE, index=False)
+    proc = run(root, "dvc", "repro", check=False, timeout=900)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "failed to reproduce 'ingest'" in out, out
+    assert "penguins.csv, column 'flipper_length_mm': 1 cell(s) are not numbers" in out
+    assert "line 59 '?'" in out and "Traceback" not in out
+    assert "Running stage 'validate'" not in out
+    assert hashes(root, *downstream) == before and locked(root) == lock
+    run(root, "dvc", "checkout")
+    assert hashes(root, "data/raw") == raw
