@@ -19,7 +19,7 @@ import pandas as pd
 from neuroflow.data.sources import read_table
 from neuroflow.errors import DataError
 from neuroflow.io import write_with
-from neuroflow.serving.scorer import OnnxScorer, Screen
+from neuroflow.serving.scorer import InputError, OnnxScorer, Screen
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +63,12 @@ def predict_file(
     command = f"neuroflow predict -i {source} -o {target}"
     served = load_served_model(root, name, alias, target=label, command=command)
     scorer = served.scorer
-    feeds = scorer.feeds_from_frame(frame)
-    names = [str(c) for c in frame.columns]
-    screen = scorer.screen(names, feeds, target=served.target, strict=strict)
+    try:
+        feeds = scorer.feeds_from_frame(frame)
+        names = [str(c) for c in frame.columns]
+        screen = scorer.screen(names, feeds, target=served.target, strict=strict)
+    except InputError as exc:  # the file, then what is wrong with it
+        raise InputError(f"{source}: {exc}") from None
     screen.log(log, f"predict {source}")
     outputs = scorer.run(feeds)
     scores = scorer.output_frame(outputs)

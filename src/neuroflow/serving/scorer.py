@@ -59,7 +59,7 @@ class UnseenCategoryError(InputError):
         )
         super().__init__(
             f"unseen categor{'y' if len(unseen) == 1 else 'ies'} (not in the training data): "
-            f"{shown}; without strict they score as an all-zeros one-hot"
+            f"{shown}; without --strict, unseen categories score as an all-zeros one-hot"
         )
 
 
@@ -151,7 +151,7 @@ class OnnxScorer:
             raise InputError(
                 f"unknown column(s) {unknown}; the model takes {self.columns}"
                 + (f" (and the label {label_name!r} is ignored)" if label_name else "")
-                + "; without strict they are ignored"
+                + "; without --strict, unknown columns are ignored"
             )
         unseen = self.unseen(feeds)
         if strict and unseen:
