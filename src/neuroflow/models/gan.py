@@ -159,6 +159,14 @@ def _dcgan_init(module: nn.Module) -> None:
         nn.init.zeros_(module.bias)
 
 
+def sample_latent(
+    n: int, latent: int, seed: int, device: torch.device | str = "cpu"
+) -> torch.Tensor:
+    """Seeded standard-normal latent vectors, the same on every machine (drawn on the CPU)."""
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randn(n, latent, generator=generator).to(device)
+
+
 class SampleHead(nn.Module):
     """The exported generator: a latent batch (N, latent) in, images (N, C, H, W) out, in the
     data's own pixel units (the preprocessing's global scale undone), so a sample reads like an

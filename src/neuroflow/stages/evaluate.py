@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 # DVC plot data written by this stage: artifacts/plots/test/<kind>/<kind>.json for the kinds that
 # fit the task. Each kind is a folder in dvc.yaml's `plots`, so DVC draws nothing for a kind left
 # empty, where a declared but missing file would be reported as a failure.
-PLOT_KINDS = ("confusion", "roc", "pr", "calibration", "residuals", "forecast")
+PLOT_KINDS = ("confusion", "roc", "pr", "calibration", "residuals", "forecast", "samples")
 # An empty kind's folder holds this (ignored by DVC in .dvcignore) so git keeps the folder.
 PLACEHOLDER = ".gitkeep"
 # Test rows drawn on the decision-boundary picture: more is an opaque cloud that takes minutes
@@ -61,6 +61,10 @@ def write_plot_data(root: Path, plot_data: dict[str, list[dict]]) -> None:
 
 
 def run(params: Params, paths: Paths) -> dict[str, Any]:
+    if params.task == "generative":  # no test predictions: samples rated by a trained classifier
+        from neuroflow.stages import evaluate_generative
+
+        return evaluate_generative.run(params, paths)
     from neuroflow import tracking
     from neuroflow.models.store import load_head
     from neuroflow.processed import load_split, load_tensors

@@ -81,18 +81,28 @@ def run(params: Params, paths: Paths) -> dict[str, Any]:
     schema = read_json(paths.schema)
     pre = load_preprocessor(paths)
     spec, head = load_head(paths.weights, paths.model_spec)
-    model = build_onnx_model(
-        pre, head, spec, opset=params.export.opset, target=params.data.target
-    )
-    raw_test = pd.read_parquet(paths.raw_split("test"))
-    features = raw_test[pre.input_columns]
-    check = compare_parity(model.SerializeToString(), pre, head, features)
-    atol, rtol = params.export.parity_atol, params.export.parity_rtol
-    if not check.ok(atol, rtol):
-        raise ParityError(
-            f"ONNX and PyTorch disagree on the test split: {check.describe(atol, rtol)}"
+    generator = None
+    if spec.task == "generative":  # the generator alone: latent vectors in, images out
+        from neuroflow.export.generator import export_generator
+
+        try:
+            generator = export_generator(head.network, pre, params.export, params.seed)
+        except ValueError as exc:
+            raise ParityError(str(exc)) from exc
+        model, parity = generator.model, generator.parity_max_abs_diff
+    else:
+        model = build_onnx_model(
+            pre, head, spec, opset=params.export.opset, target=params.data.target
         )
-    parity = check.max_abs_diff
+        raw_test = pd.read_parquet(paths.raw_split("test"))
+        features = raw_test[pre.input_columns]
+        check = compare_parity(model.SerializeToString(), pre, head, features)
+        atol, rtol = params.export.parity_atol, params.export.parity_rtol
+        if not check.ok(atol, rtol):
+            raise ParityError(
+                f"ONNX and PyTorch disagree on the test split: {check.describe(atol, rtol)}"
+            )
+        parity = check.max_abs_diff
     save_onnx(model, paths.onnx)
 
     metrics = read_json(paths.metrics)
@@ -103,9 +113,13 @@ def run(params: Params, paths: Paths) -> dict[str, Any]:
     card = render_card(params, metrics, schema, data_hashes, run_id, parity, pre.feature_names)
     write_text(paths.model_card, card)
 
-    # MLflow reads the example by label from row 0: give it a fresh index.
-    example = features.head(5).reset_index(drop=True)
-    signature = mlflow_signature(model, example)
+    example: Any
+    if generator is not None:
+        example, signature = generator.example, generator.signature
+    else:
+        # MLflow reads the example by label from row 0: give it a fresh index.
+        example = features.head(5).reset_index(drop=True)
+        signature = mlflow_signature(model, example)
     name = params.registry.model_name
     mlc = tracking.client(paths.root)
     requirements = pip_requirements()

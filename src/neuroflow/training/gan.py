@@ -30,7 +30,7 @@ from torch import nn
 from torch.nn.functional import binary_cross_entropy_with_logits as bce_logits
 
 from neuroflow.evaluation.generative import frechet_distance
-from neuroflow.models.gan import GAN
+from neuroflow.models.gan import GAN, sample_latent
 from neuroflow.training.engine import TrainSettings
 
 
@@ -40,14 +40,6 @@ class GanSettings:
     label_smoothing: float = 0.1  # the real label is 1 - this
     beta1: float = 0.5  # Adam's first-moment decay for both networks
     val_samples: int = 1000  # generated rows scored against the validation split per epoch
-
-
-def sample_latent(
-    n: int, latent: int, seed: int, device: torch.device | str = "cpu"
-) -> torch.Tensor:
-    """Seeded standard-normal latent vectors, the same on every machine (drawn on the CPU)."""
-    generator = torch.Generator().manual_seed(seed)
-    return torch.randn(n, latent, generator=generator).to(device)
 
 
 @torch.no_grad()

@@ -1,0 +1,104 @@
+"""Export of a GAN's generator: latent vectors in (`latent`, (N, latent)), images out (`image`,
+(N, C, H, W) in the data's own pixel units), checked against the PyTorch path.
+
+The discriminator is a training device and is not exported. The preprocessing's image scaling
+(pixels divided by the train maximum) is undone inside the graph, so a generated image reads
+like an input row: for the digits, values in [0, 16].
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from neuroflow.models.gan import GAN, SampleHead, sample_latent
+
+if TYPE_CHECKING:
+    import onnx
+
+    from neuroflow.config import ExportConfig
+    from neuroflow.features.transform import FittedPreprocessor
+
+log = logging.getLogger(__name__)
+
+LATENT = "latent"
+IMAGE = "image"
+PARITY_ROWS = 512  # seeded latent vectors both paths generate from
+
+
+@dataclass(frozen=True)
+class ExportedGenerator:
+    model: onnx.ModelProto
+    parity_max_abs_diff: float
+    output_scale: float  # max |image| on the parity batch: the tolerance's rtol reference
+    example: dict[str, np.ndarray]  # MLflow's input example: a few latent vectors
+    signature: Any  # mlflow.models.ModelSignature
+
+
+def pixel_scale(pre: FittedPreprocessor) -> float:
+    """The factor that undoes the global image scaling (one shared scale, no centring)."""
+    scales, centers = set(pre.scale), set(pre.center)
+    if len(scales) != 1 or centers - {0.0}:
+        raise ValueError(
+            "a generator exports with preprocess.image_scale=global (one pixel scale); "
+            f"this preprocessor has {len(scales)} scales and centres {sorted(centers)[:3]}"
+        )
+    return float(scales.pop())
+
+
+def export_generator(
+    gan: torch.nn.Module, pre: FittedPreprocessor, cfg: ExportConfig, seed: int
+) -> ExportedGenerator:
+    """The generator as ONNX, parity-checked on seeded latent vectors; raises ValueError on a
+    disagreement beyond cfg.parity_atol + cfg.parity_rtol × the output's scale."""
+    import onnx
+    from mlflow.models import infer_signature
+
+    if not isinstance(gan, GAN):
+        raise TypeError(f"a generator export needs a GAN, got {type(gan).__name__}")
+
+    head = SampleHead(gan, pixel_scale(pre)).eval()
+    dummy = torch.zeros(2, gan.latent)  # 2 rows: no folding of a size-1 batch dimension
+    buffer = io.BytesIO()
+    torch.onnx.export(
+        head,
+        (dummy,),
+        buffer,  # type: ignore[arg-type]  # the TorchScript exporter takes a file object
+        dynamo=False,
+        opset_version=cfg.opset,
+        input_names=[LATENT],
+        output_names=[IMAGE],
+        dynamic_axes={LATENT: {0: "N"}, IMAGE: {0: "N"}},
+    )
+    model = onnx.load_model_from_string(buffer.getvalue())
+    model.doc_string = "neuroflow GAN generator: latent (N, latent) → image (N, C, H, W)"
+    z = sample_latent(PARITY_ROWS, gan.latent, seed).numpy()
+    onnx_out = run_generator(model.SerializeToString(), z)
+    with torch.inference_mode():
+        torch_out = head(torch.from_numpy(z)).numpy()
+    diff = float(np.abs(onnx_out - torch_out).max())
+    scale = float(np.abs(torch_out).max())
+    limit = cfg.parity_atol + cfg.parity_rtol * scale
+    if not diff <= limit:
+        raise ValueError(
+            f"generator ONNX and PyTorch disagree on {PARITY_ROWS} latent vectors: max |diff| "
+            f"{diff:.3g} > {limit:.3g} (export.parity_atol + export.parity_rtol × {scale:.3g})"
+        )
+    example = {LATENT: z[:5]}
+    signature = infer_signature(example, {IMAGE: onnx_out[:5]})
+    log.info("export: generator ONNX parity %.2e on %d latent vectors", diff, PARITY_ROWS)
+    return ExportedGenerator(model, diff, scale, example, signature)
+
+
+def run_generator(model: bytes, z: np.ndarray) -> np.ndarray:
+    """Images from an exported generator on onnxruntime's CPU provider."""
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(model, providers=["CPUExecutionProvider"])
+    (images,) = session.run([IMAGE], {LATENT: np.ascontiguousarray(z, dtype=np.float32)})
+    return np.asarray(images)
