@@ -154,3 +154,24 @@ def test_http_app_reports_and_refuses_like_predict(
     assert body["error_code"] == "UNSEEN_CATEGORY"
     assert body["unseen"] == [{"column": "color", "value": "Mars", "rows": 1}]
     assert "'color'" in body["message"] and "'Mars'" in body["message"]
+
+
+@pytest.mark.parametrize(
+    ("known", "alias", "says"),
+    [
+        (
+            {"challenger": "3"},
+            "champion",
+            "m has no @champion yet (nothing has been promoted); its @challenger is version 3. "
+            "Score with the challenger: `neuroflow predict -i a.csv -o b.csv --alias challenger`",
+        ),
+        ({"champion": "2"}, "staging", "it has @champion (v2): pass one with"),
+        ({}, "champion", "no other alias: run the pipeline (`dvc repro`) first"),
+    ],
+)
+def test_an_unset_alias_names_the_command_that_works(
+    known: dict[str, str], alias: str, says: str
+) -> None:
+    from neuroflow.serving.app import _no_alias
+
+    assert says in _no_alias("m", alias, known, "neuroflow predict -i a.csv -o b.csv")
