@@ -112,7 +112,9 @@ def client(root: Path) -> MlflowClient:
     uri = tracking_uri(root)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
-    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+    # MLflow opens (and checks the schema of) a database store here: a locked one is retried.
+    with reachable(uri):
+        return retry_locked(MlflowClient, tracking_uri=uri, registry_uri=uri)
 
 
 @contextmanager

@@ -2,8 +2,8 @@
 
 One shrunken `dvc repro` per module; every test leaves the registry consistent for the next.
 A busy store is another process holding SQLite's EXCLUSIVE lock on mlflow.db; MLflow itself
-waits 20 s (its busy timeout) before "database is locked", so "a few seconds" past that is what
-exercises neuroflow's own retry.
+waits 20 s (its busy timeout) before "database is locked", so a lock held 45 s (the CLI starts
+in 5-10 s) outlasts MLflow's first attempt and exercises neuroflow's own retry.
 """
 
 from __future__ import annotations
@@ -123,7 +123,7 @@ def test_export_waits_out_a_lock_held_past_sqlites_busy_timeout(project: Path) -
     _forget_content(project)
     _, before, _ = _state(project)
     started = time.monotonic()
-    with exclusive_lock(project / "mlflow.db", seconds=25):
+    with exclusive_lock(project / "mlflow.db", seconds=45):
         proc = run(project, "neuroflow", "export", check=False, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert time.monotonic() - started > 20  # it really waited for the lock
