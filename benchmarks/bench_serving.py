@@ -120,8 +120,8 @@ def _payload(frame: Any) -> bytes:
 def run(smoke: bool) -> dict[str, Any]:
     import httpx
 
+    from neuroflow.export.runtime import OnnxScorer
     from neuroflow.serving.app import ServedModel, parse_request
-    from neuroflow.serving.scorer import OnnxScorer
 
     n_single, n_batch, warmup = (50, 5, 10) if smoke else (2000, 100, 100)
     model, rows = _model_and_rows()

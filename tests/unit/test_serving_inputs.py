@@ -2,7 +2,7 @@
 
 Export's parity check, the serving scorer and the promotion gate feed the graph through
 `export.runtime.frame_feeds`; the HTTP app (in-process, the real FastAPI app) and the batch
-scorer screen extra columns and unseen categories with the same `OnnxScorer.screen`.
+scorer screen extra columns and unseen categories with the same `serving.scorer.screen`.
 """
 
 from __future__ import annotations
@@ -18,9 +18,10 @@ from tests.unit.test_onnx_graph import CASES, fit_case, raw_frame
 
 from neuroflow.export import runtime
 from neuroflow.export.onnx_graph import build_onnx_model, parity_max_abs_diff
+from neuroflow.export.runtime import InputError, OnnxScorer
 from neuroflow.registry.promotion import predictions
 from neuroflow.serving.app import ServedModel
-from neuroflow.serving.scorer import InputError, OnnxScorer, UnseenCategoryError
+from neuroflow.serving.scorer import UnseenCategoryError, screen
 from neuroflow.serving.server import IGNORED_HEADER, UNSEEN_HEADER, create_app
 
 CASE = CASES["binary-str"]  # four numeric columns and the categorical "color", NaN in both
@@ -110,18 +111,18 @@ def test_screen_sorts_label_unknown_and_unseen(
     rows.loc[[0, 3], "color"] = "mauve"  # never seen in training
     names = list(rows.columns)
     feeds = scorer.feeds_from_frame(rows)  # extra columns are read by nobody
-    screen = scorer.screen(names, feeds)
-    assert screen.label == ["diagnosis"] and screen.unknown == ["row_id"]
-    assert [(u.column, u.value, u.rows) for u in screen.unseen] == [("color", "mauve", 2)]
-    assert screen.unseen_count == 2
+    notes = screen(scorer, names, feeds)
+    assert notes.label == ["diagnosis"] and notes.unknown == ["row_id"]
+    assert [(u.column, u.value, u.rows) for u in notes.unseen] == [("color", "mauve", 2)]
+    assert notes.unseen_count == 2
     # Missing values are not unseen categories.
     clean = scorer.feeds_from_frame(frame)
-    assert scorer.screen(list(frame.columns), clean).unseen == []
+    assert screen(scorer, list(frame.columns), clean).unseen == []
 
     with pytest.raises(InputError, match=r"unknown column\(s\) \['row_id'\]"):
-        scorer.screen(names, feeds, strict=True)
+        screen(scorer, names, feeds, strict=True)
     with pytest.raises(UnseenCategoryError, match="column 'color' value 'mauve' \\(2 row"):
-        scorer.screen([n for n in names if n != "row_id"], feeds, strict=True)
+        screen(scorer, [n for n in names if n != "row_id"], feeds, strict=True)
 
 
 def test_http_app_reports_and_refuses_like_predict(

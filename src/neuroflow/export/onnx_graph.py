@@ -40,6 +40,7 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 
 from neuroflow.export import runtime
+from neuroflow.export.runtime import LABEL, PREDICTION, PROBABILITIES, SCORE
 from neuroflow.features.transform import MISSING_CATEGORY, FittedPreprocessor
 from neuroflow.io import write_bytes
 from neuroflow.models.spec import ModelSpec
@@ -52,10 +53,6 @@ logger = logging.getLogger(__name__)
 Exporter = Literal["torchscript", "dynamo"]
 
 BATCH = "N"
-LABEL = "label"
-PROBABILITIES = "probabilities"
-PREDICTION = "prediction"
-SCORE = "score"  # anomaly detection: reconstruction error per row
 OUTPUT_NAMES = (LABEL, PROBABILITIES, PREDICTION, SCORE)
 ML_DOMAIN = "ai.onnx.ml"
 

@@ -1,15 +1,17 @@
 """Running an exported graph with onnxruntime: raw rows → typed feeds → outputs.
 
 The one implementation of "DataFrame (or JSON columns) → ONNX feeds" and of running them. Export's
-parity check (`onnx_graph.run_onnx`), the serving scorer (`serving/scorer.py`: the HTTP server and
-`neuroflow predict`) and the promotion gate all feed the graph through here, so the parity check
-tests the code that serves. numpy, pandas and onnxruntime only: no torch, no mlflow.
+parity check (`onnx_graph.run_onnx`) and `OnnxScorer` (a registered graph with its task, classes
+and training vocabularies, which the HTTP server, `neuroflow predict` and the promotion gate
+score through) all feed the graph here, so the parity check tests the code that serves. numpy,
+pandas and onnxruntime only: no torch, no mlflow.
 
 The graph (export/onnx_graph.py) has one input per raw column: numeric columns are
 ``tensor(double)`` (NaN = missing), categorical ones ``tensor(string)`` (missing = ``""``). Both
 feed builders read exactly the model's columns and ignore any other; what to do about those
-(the label, unknown columns) is the caller's policy. A missing column or a value that does not fit
-raises `InputError`, whose message names the column and an offending value.
+(the label, unknown columns) is the caller's policy (serving/scorer.py). A missing column or a
+value that does not fit raises `InputError`, whose message names the column and an offending
+value.
 """
 
 from __future__ import annotations
@@ -27,6 +29,13 @@ from neuroflow.features.transform import MISSING_CATEGORY, categorical_values
 
 if TYPE_CHECKING:
     import onnxruntime
+
+
+# Output names of the exported graphs (export/onnx_graph.py writes them).
+LABEL = "label"
+PROBABILITIES = "probabilities"
+PREDICTION = "prediction"
+SCORE = "score"  # anomaly detection: reconstruction error per row
 
 
 class InputError(DataError):
@@ -135,6 +144,82 @@ def run(
     names = [out.name for out in session.get_outputs()]
     results = session.run(names, dict(feeds))
     return {name: np.asarray(value) for name, value in zip(names, results, strict=True)}
+
+
+@dataclass(frozen=True)
+class Unseen:
+    column: str
+    value: str
+    rows: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"column": self.column, "value": self.value, "rows": self.rows}
+
+
+class OnnxScorer:
+    """An onnxruntime session over a raw-rows graph plus its task, classes and vocabularies."""
+
+    def __init__(self, model_bytes: bytes, *, intra_op_threads: int = 0) -> None:
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = intra_op_threads  # 0 = onnxruntime's default
+        self.session = onnxruntime.InferenceSession(
+            model_bytes, options, providers=["CPUExecutionProvider"]
+        )
+        self.inputs: list[ModelInput] = model_inputs(self.session)
+        self.output_names = [out.name for out in self.session.get_outputs()]
+        meta = self.session.get_modelmeta().custom_metadata_map
+        self.task: str = meta.get("neuroflow.task", "regression")
+        self.classes: list[Any] = json.loads(meta.get("neuroflow.classes", "[]"))
+        # Graphs exported before these were recorded have neither: no label / unseen checks.
+        self.target: str | None = meta.get("neuroflow.target")
+        self.categories: dict[str, list[str]] | None = (
+            json.loads(meta["neuroflow.categories"]) if "neuroflow.categories" in meta else None
+        )
+
+    @property
+    def columns(self) -> list[str]:
+        return [i.name for i in self.inputs]
+
+    # ------------------------------------------------------------------ feeds
+    def feeds_from_frame(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
+        return frame_feeds(self.inputs, frame)
+
+    def feeds_from_columns(self, columns: Mapping[str, Sequence[Any]]) -> dict[str, np.ndarray]:
+        return column_feeds(self.inputs, columns)
+
+    def unseen(self, feeds: Mapping[str, np.ndarray]) -> list[Unseen]:
+        """Categorical values outside the training vocabulary, per column and value."""
+        found: list[Unseen] = []
+        for name, vocab in (self.categories or {}).items():
+            if name not in feeds:
+                continue
+            values, counts = np.unique(feeds[name].ravel().astype(str), return_counts=True)
+            known = {*vocab, MISSING_CATEGORY}
+            found.extend(
+                Unseen(name, str(v), int(c))
+                for v, c in zip(values, counts, strict=True)
+                if v not in known
+            )
+        return found
+
+    # ------------------------------------------------------------------ scoring
+    def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return run(self.session, feeds)
+
+    def predict_frame(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
+        return self.run(self.feeds_from_frame(frame))
+
+    def output_frame(self, outputs: dict[str, np.ndarray]) -> pd.DataFrame:
+        """Outputs as columns: label + proba_<class> per class, or prediction (score)."""
+        if PROBABILITIES not in outputs:  # regression "prediction", anomaly "score"
+            return pd.DataFrame({name: value for name, value in outputs.items() if value.ndim == 1})
+        frame = pd.DataFrame({LABEL: outputs[LABEL]})
+        proba = outputs[PROBABILITIES]
+        for index, label in enumerate(self.classes):
+            frame[f"proba_{label}"] = proba[:, index]
+        return frame
 
 
 def _bad(name: str, values: Sequence[Any], allowed: frozenset[type], what: str) -> InputError:

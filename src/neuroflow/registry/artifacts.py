@@ -28,8 +28,8 @@ if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
     from mlflow.tracking import MlflowClient
 
+    from neuroflow.export.runtime import OnnxScorer
     from neuroflow.registry.gate import Check
-    from neuroflow.serving.scorer import OnnxScorer
 
 log = logging.getLogger(__name__)
 

@@ -43,7 +43,7 @@ from neuroflow.tracking import retry_locked
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
 
-    from neuroflow.serving.scorer import OnnxScorer
+    from neuroflow.export.runtime import OnnxScorer
 
 log = logging.getLogger(__name__)
 
@@ -224,7 +224,7 @@ def evaluate(
     override: str = "",
 ) -> tuple[GateResult, dict[str, Any]]:
     """The gate's evidence for `challenger` (vs `champion`, if any) on the frozen test rows."""
-    from neuroflow.serving.scorer import OnnxScorer
+    from neuroflow.export.runtime import OnnxScorer
 
     cfg = params.promotion
     policy = [rollback_check(client, name, challenger, override)]

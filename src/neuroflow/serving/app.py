@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from neuroflow.serving.scorer import InputError, OnnxScorer, Screen, UnseenCategoryError
+from neuroflow.export.runtime import InputError, OnnxScorer
+from neuroflow.serving.scorer import Screen, UnseenCategoryError, screen
 
 log = logging.getLogger(__name__)
 
@@ -197,13 +198,13 @@ def parse_request(
     """Request body → feeds plus what it carried besides the inputs, or RequestError."""
     names, feeds = _parse_columns(body, content_type, model.scorer)
     try:
-        screen = model.scorer.screen(names, feeds, target=model.target, strict=strict)
+        notes = screen(model.scorer, names, feeds, target=model.target, strict=strict)
     except UnseenCategoryError as exc:
         details = {"unseen": [u.to_json() for u in exc.unseen]}
         raise RequestError(400, str(exc), "UNSEEN_CATEGORY", details) from None
     except InputError as exc:
         raise RequestError(400, str(exc)) from None
-    return Batch(feeds, screen)
+    return Batch(feeds, notes)
 
 
 def _parse_columns(

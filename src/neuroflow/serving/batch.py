@@ -18,8 +18,9 @@ import pandas as pd
 
 from neuroflow.data.sources import read_table
 from neuroflow.errors import DataError
+from neuroflow.export.runtime import InputError, OnnxScorer
 from neuroflow.io import write_with
-from neuroflow.serving.scorer import InputError, OnnxScorer, Screen
+from neuroflow.serving.scorer import Screen, screen
 
 log = logging.getLogger(__name__)
 
@@ -66,10 +67,10 @@ def predict_file(
     try:
         feeds = scorer.feeds_from_frame(frame)
         names = [str(c) for c in frame.columns]
-        screen = scorer.screen(names, feeds, target=served.target, strict=strict)
+        notes = screen(scorer, names, feeds, target=served.target, strict=strict)
     except InputError as exc:  # the file, then what is wrong with it
         raise InputError(f"{source}: {exc}") from None
-    screen.log(log, f"predict {source}")
+    notes.log(log, f"predict {source}")
     outputs = scorer.run(feeds)
     scores = scorer.output_frame(outputs)
     result = pd.concat([_renamed_clashes(frame, scores, source), scores], axis=1)
@@ -85,7 +86,7 @@ def predict_file(
 
     write_with(target, write)
     log.info("predict: %d rows scored by %s → %s", len(result), served.uri, target)
-    return Scored(result, screen, served.uri, summary)
+    return Scored(result, notes, served.uri, summary)
 
 
 def _renamed_clashes(frame: pd.DataFrame, scores: pd.DataFrame, source: Path) -> pd.DataFrame:
