@@ -43,10 +43,14 @@ METRICS_BY_TASK: dict[str, tuple[str, ...]] = {
     # mae / seasonal-naive mae on the same rows: < 1 beats the baseline (what evaluate reports)
     "forecast": (*REGRESSION_KEYS, "mae_vs_naive"),
     "anomaly": ANOMALY_METRICS,
+    # Fréchet distance of generated to held-out rows in the rating classifier's feature space,
+    # and its ratio to the same distance for held-out real rows (evaluation/generative.py)
+    "generative": ("fid", "fid_ratio"),
 }
 # The smallest improvement that counts when promotion.min_delta is unset (see module docstring).
 DEFAULT_MIN_DELTA = 0.001
-RELATIVE_MIN_DELTA = {"rmse": 0.001, "mae": 0.001}  # fraction of the champion's value
+# fraction of the champion's value (metrics in the data's or a feature space's units)
+RELATIVE_MIN_DELTA = {"rmse": 0.001, "mae": 0.001, "fid": 0.001}
 IDENTICAL_ATOL = 1e-6  # outputs this close on every row are the same predictions
 MIN_SLICE_ROWS = 5  # smaller slices are reported but not judged: one row flips them by 20%+
 # Resamples per vectorised block: bounds memory at about 8 MB per (block, rows, classes) array.
@@ -65,6 +69,9 @@ class Predictions:
     Regression and forecast: `y` holds targets, `value` the predictions.
     Anomaly: `y` is 1 for rows outside the normal class, `value` the anomaly score.
     Forecast: `naive` holds the seasonal-naive prediction of each row (for `mae_vs_naive`).
+    Generative: `y` holds the held-out rows' features, `value` the generated samples' (one per
+    seeded latent vector, the same vectors for both models), `naive` other held-out real rows'
+    (the real-vs-real reference of `fid_ratio`); a resample draws (row, latent) pairs.
     """
 
     task: str
@@ -107,6 +114,8 @@ def _batched(metric: str, preds: Predictions, rows: np.ndarray) -> np.ndarray:
         raise ValueError(f"{preds.task} predictions lack their output array")
     if preds.task == "anomaly":
         return batched.binary_auc(preds.y[rows] == 1, out[rows].astype(np.float64))
+    if preds.task == "generative":
+        return _frechet(metric, preds, out, rows)
     if metric == "mae_vs_naive":
         if preds.naive is None:
             raise GateConfigError("mae_vs_naive needs the seasonal-naive predictions (data.season)")
@@ -116,6 +125,19 @@ def _batched(metric: str, preds: Predictions, rows: np.ndarray) -> np.ndarray:
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(naive_mae > 0, model_mae / naive_mae, np.nan)
     return batched.METRICS[metric](preds.y[rows], out[rows].astype(np.float64))
+
+
+def _frechet(metric: str, preds: Predictions, out: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    from neuroflow.evaluation.generative import frechet_distance
+
+    fid = np.array([frechet_distance(out[r], preds.y[r]) for r in rows])
+    if metric == "fid":
+        return fid
+    if preds.naive is None:
+        raise GateConfigError("fid_ratio needs held-out real rows' features (the reference)")
+    real = np.array([frechet_distance(preds.naive[r], preds.y[r]) for r in rows])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(real > 0, fid / real, np.nan)
 
 
 def score(metric: str, preds: Predictions) -> float:
