@@ -1,7 +1,12 @@
-"""`python -m pipelines.serve`: serve prefect.yaml's `retrain` deployment from this checkout.
+"""`python -m pipelines.serve`: serve prefect.yaml's `retrain` as `retrain/retrain-serve`.
 
 No work pool or worker needed: this process polls the Prefect API and runs scheduled and
-triggered runs here. The schedule and parameters come from prefect.yaml, declared once.
+triggered runs here. The schedule and parameters come from prefect.yaml, declared once. The
+deployment is named `<name>-serve` so that it never overwrites the work-pool deployment
+`prefect deploy` makes from the same entry (`retrain/retrain`): both can exist, and each shows
+in the UI which way it runs. Use one of them for the schedule (the README says how to drop the
+other); two scheduled runs on one checkout would queue on its lock and the second would find
+nothing to do.
 """
 
 from __future__ import annotations
@@ -14,6 +19,13 @@ from typing import Any
 import yaml
 
 log = logging.getLogger(__name__)
+
+SERVED_SUFFIX = "-serve"
+
+
+def served_name(name: str) -> str:
+    """The deployment `pipelines.serve` creates for prefect.yaml's deployment `name`."""
+    return f"{name}{SERVED_SUFFIX}"
 
 
 def deployment_config(root: Path, name: str) -> dict[str, Any]:
@@ -43,7 +55,7 @@ def main(argv: list[str] | None = None) -> None:
         if "cron" in s
     ]
     retrain.serve(
-        name=args.name,
+        name=served_name(args.name),
         schedules=schedules,
         parameters={**cfg.get("parameters", {}), "root": str(root)},
         global_limit=cfg.get("concurrency_limit"),
