@@ -134,3 +134,73 @@ def test_checkout_lock_refuses_a_second_holder_then_lets_a_waiter_in(tmp_path: P
     with dag.workspace_lock(tmp_path, wait_s=30, owner="flow run B"):  # waits for A
         assert "flow run B" in dag.lock_path(tmp_path).read_text()
     thread.join(10)
+
+
+def test_a_fresh_checkout_plans_every_stage_and_force_does_too(checkout: Path) -> None:
+    plan = dag.plan(checkout)  # no dvc.lock yet: nothing has run
+    assert plan.order == dag.stage_order(checkout)
+    assert plan.stale == set(plan.order) == dag.plan(checkout, force=True).stale
+
+
+@pytest.mark.slow
+def test_a_changed_dep_plans_its_stage_and_everything_downstream(
+    pipeline_done: Path, tmp_path: Path
+) -> None:
+    root = Path(shutil.copytree(pipeline_done, tmp_path / "project", symlinks=True))
+    assert dag.plan(root).stale == set()  # as `dvc repro` left it: every stage up to date
+    with (root / "src" / "neuroflow" / "stages" / "train.py").open("a") as source:
+        source.write("\n# edited\n")  # a dep of train only
+    plan = dag.plan(root)
+    assert (
+        plan.stale
+        == set(plan.order[plan.order.index("train") :])
+        == {"train", "evaluate", "export"}
+    )
+
+
+def test_metrics_rows_put_the_challenger_beside_the_champion() -> None:
+    from pipelines.results import metrics_rows
+
+    rows = metrics_rows(
+        {"accuracy": 0.95, "log_loss": 0.12}, {"accuracy": 0.93, "log_loss": 0.10}, ("4", "3")
+    )
+    assert rows == [
+        {
+            "metric": "accuracy",
+            "challenger v4": "0.9500",
+            "champion v3": "0.9300",
+            "difference": "+0.0200",
+            "better": "challenger",
+        },
+        {
+            "metric": "log_loss",
+            "challenger v4": "0.1200",
+            "champion v3": "0.1000",
+            "difference": "+0.0200",
+            "better": "champion",  # lower is better for a loss
+        },
+    ]
+    first = metrics_rows({"accuracy": 0.95}, {}, ("1", None))
+    assert first == [
+        {
+            "metric": "accuracy",
+            "challenger v1": "0.9500",
+            "champion (none)": "",
+            "difference": "",
+            "better": "",
+        }
+    ]
+
+
+def test_mlflow_links_point_at_the_tracking_server_or_the_local_ui(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pipelines import results
+
+    monkeypatch.delenv(results.MLFLOW_UI_ENV, raising=False)
+    assert results.mlflow_ui_base("http://mlflow.internal:5000/") == "http://mlflow.internal:5000"
+    assert results.mlflow_ui_base("sqlite:///mlflow.db") == results.DEFAULT_MLFLOW_UI
+    monkeypatch.setenv(results.MLFLOW_UI_ENV, "http://127.0.0.1:5123")
+    base = results.mlflow_ui_base("sqlite:///mlflow.db")
+    assert results.run_url(base, "1", "abc") == "http://127.0.0.1:5123/#/experiments/1/runs/abc"
+    assert results.version_url(base, "my model", "2").endswith("/#/models/my%20model/versions/2")
