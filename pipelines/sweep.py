@@ -27,7 +27,7 @@ from neuroflow.evaluation.direction import lower_is_better
 from neuroflow.registry.names import CHALLENGER, set_challenger
 from pipelines import dag
 from pipelines.dag import ParamValue
-from pipelines.flows import RetryPolicy, _is_transient
+from pipelines.flows import RetryPolicy, _is_transient, stage_env
 
 _git_lock = threading.Lock()  # `git worktree add/remove` edit shared .git state
 
@@ -98,7 +98,12 @@ def drop_workspace(root: Path, dest: Path) -> None:
 
 @task(task_run_name="trial {trial.index}", cache_policy=NO_CACHE, persist_result=False)
 def run_trial(
-    root: str, trial: Trial, cache_dir: str, tracking: str, force: bool
+    root: str,
+    trial: Trial,
+    cache_dir: str,
+    tracking: str,
+    force: bool,
+    flow_env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """One `dvc repro` with the trial's overrides, in its own worktree; its metrics back."""
     from neuroflow.config import Paths
@@ -113,7 +118,7 @@ def run_trial(
         for spec in dag.apply_overrides(work, trial.overrides):
             logger.info("trial %d: set %s", trial.index, spec)
         cmd = ["dvc", "repro", *(["--force"] if force else [])]
-        env = dag.venv_env({"MLFLOW_TRACKING_URI": tracking})
+        env = dag.venv_env({**(flow_env or {}), "MLFLOW_TRACKING_URI": tracking})
         result = dag.stream(
             cmd, work, lambda line: logger.info("[trial %d] %s", trial.index, line), env=env
         )
@@ -211,6 +216,7 @@ def sweep(
     ensure_experiment(workspace)
     cache_dir = shared_cache_dir(workspace)
     policy = retry or RetryPolicy()
+    flow_env = stage_env()  # each trial's MLflow run links back to this flow run
     trial_task = run_trial.with_options(
         retries=policy.attempts,
         retry_delay_seconds=exponential_backoff(policy.backoff_s),
@@ -227,7 +233,10 @@ def sweep(
     running: set[PrefectFuture[dict[str, Any]]] = set()
     while queue or running:
         while queue and len(running) < max(1, max_parallel):
-            running.add(trial_task.submit(str(workspace), queue.pop(0), cache_dir, tracking, force))
+            trial = queue.pop(0)
+            running.add(
+                trial_task.submit(str(workspace), trial, cache_dir, tracking, force, flow_env)
+            )
         done = next(iter(as_completed(list(running))))
         running.discard(done)
         try:

@@ -47,6 +47,9 @@ def test_sweep_runs_trials_in_worktrees_and_proposes_the_best(flow_env: Path) ->
         assert run.info.artifact_uri.startswith((root / "mlruns").as_uri())
         assert row["test"]["accuracy"] > 0.5
     assert len({r["run_id"] for r in rows}) == 2
+    # Every trial's run names the one sweep flow run that started it.
+    flow_runs = {client.get_run(r["run_id"]).data.tags.get("prefect.flow_run_id") for r in rows}
+    assert len(flow_runs) == 1 and None not in flow_runs
     assert sorted(r["version"] for r in rows) == ["1", "2"]
 
     # A comparison table naming every trial, the best one starred.
