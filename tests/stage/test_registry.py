@@ -192,8 +192,15 @@ class Store:
         version = self.client.get_registered_model(NAME).aliases.get("champion")
         return None if version is None else str(version)
 
-    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        env = {"PATH": f"{BIN}:/usr/bin:/bin", "MLFLOW_TRACKING_URI": self.uri, "HOME": "/tmp"}
+    def cli(
+        self, *args: str, check: bool = True, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        env = {
+            "PATH": f"{BIN}:/usr/bin:/bin",
+            "MLFLOW_TRACKING_URI": self.uri,
+            "HOME": "/tmp",
+            **(env or {}),
+        }
         proc = subprocess.run(
             [str(BIN / "neuroflow"), *args],
             cwd=self.root,
@@ -615,3 +622,29 @@ def test_registry_against_a_real_mlflow_server(
         assert entries[-1].override == "latency fixed"
         names = [m.name for m in store.client.search_registered_models()]
         assert f"{NAME}.promotion-lock" not in names  # the lease was released every time
+
+
+# --------------------------------------------------------------------------- a busy store
+
+
+def test_promote_on_a_locked_store_retries_then_fails_naming_it(
+    store: Store, models: dict[str, onnx.ModelProto]
+) -> None:
+    """MLflow waits 20 s per attempt; neuroflow retries within NEUROFLOW_STORE_RETRY_S."""
+    from tests.sqlite_lock import exclusive_lock
+
+    store.register(models["ok"])
+    db = store.root / "mlflow.db"
+    with exclusive_lock(db, seconds=300):
+        past = store.cli("promote", check=False, env={"NEUROFLOW_STORE_RETRY_S": "3"})
+    assert past.returncode not in (0, 3)
+    line = past.stderr.strip().splitlines()[-1]
+    assert store.uri in line and "database is locked" in line, past.stderr[-2000:]
+    assert "Traceback" not in past.stderr
+    assert store.champion() is None and ledger.entries(store.client, NAME) == []
+
+    with exclusive_lock(db, seconds=45):  # outlasts MLflow's first 20 s attempt
+        held = store.cli("promote")
+    assert held.returncode == 0 and "promoted" in held.stdout, held.stderr[-2000:]
+    assert "tracking store busy (database is locked), retry" in held.stderr
+    assert store.champion() == "1" and len(ledger.entries(store.client, NAME)) == 1
