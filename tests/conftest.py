@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import signal
@@ -36,6 +37,17 @@ def clean_env(root: Path, **extra: str) -> dict[str, str]:
     env["MLFLOW_TRACKING_URI"] = f"sqlite:///{root / 'mlflow.db'}"
     env.update(extra)
     return env
+
+
+def tree_hashes(root: Path, rels: tuple[str, ...]) -> dict[str, str]:
+    """SHA-256 of every file under each of `rels` (files or folders), by path under root."""
+    out: dict[str, str] = {}
+    for rel in rels:
+        base = root / rel
+        files = [base] if base.is_file() else sorted(p for p in base.rglob("*") if p.is_file())
+        for file in files:
+            out[str(file.relative_to(root))] = hashlib.sha256(file.read_bytes()).hexdigest()
+    return out
 
 
 def set_params(root: Path, overrides: dict[str, Any]) -> None:

@@ -7,7 +7,6 @@ copy) is shared; each test works on a `shutil.copytree` of it.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -23,6 +22,7 @@ import numpy as np
 import pytest
 import yaml
 from safetensors.numpy import load_file
+from tests import conftest
 from tests.conftest import FAST_TRAIN, clean_env, copy_project, run, set_params
 from tests.stage.test_bad_inputs import good_frame, review_suite
 
@@ -35,13 +35,7 @@ DOWNSTREAM = ("data/processed", "artifacts/model", "artifacts/export", "artifact
 
 
 def tree_hashes(root: Path, rels: tuple[str, ...] = DOWNSTREAM) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for rel in rels:
-        base = root / rel
-        files = [base] if base.is_file() else sorted(p for p in base.rglob("*") if p.is_file())
-        for file in files:
-            out[str(file.relative_to(root))] = hashlib.sha256(file.read_bytes()).hexdigest()
-    return out
+    return conftest.tree_hashes(root, rels)
 
 
 def registry_counts(root: Path) -> tuple[int, int, list[tuple[str, str]]]:

@@ -10,7 +10,6 @@ workspace is the committed one again.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import shutil
@@ -21,7 +20,7 @@ from typing import Any
 
 import pytest
 import yaml
-from tests.conftest import REPO, run, set_params
+from tests.conftest import REPO, run, set_params, tree_hashes
 
 pytestmark = pytest.mark.slow
 
@@ -30,13 +29,7 @@ WATCHED = ("params.yaml", "dvc.lock", "data", "artifacts", "reports")
 
 
 def state(root: Path) -> dict[str, str]:
-    found: dict[str, str] = {}
-    for name in WATCHED:
-        path = root / name
-        files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-        for file in files:
-            found[str(file.relative_to(root))] = hashlib.sha256(file.read_bytes()).hexdigest()
-    return found
+    return tree_hashes(root, WATCHED)
 
 
 def diff(before: dict[str, str], after: dict[str, str]) -> list[str]:
