@@ -54,9 +54,11 @@ def _row(base: Path, seed: int, extra: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def run(seeds: tuple[int, ...], smoke: bool) -> dict[str, Any]:
+def run(smoke: bool, seeds: tuple[int, ...] = SEEDS) -> dict[str, Any]:
     import torch
 
+    if smoke:
+        seeds = (0,)
     torch.set_num_threads(1)  # tiny networks on shared cores: one thread avoids stalls
     logging.getLogger("neuroflow").setLevel(logging.WARNING)
     extra: dict[str, Any] = {"train": {"device": "cpu"}}
@@ -100,8 +102,7 @@ def main() -> None:
     parser.add_argument("--output", type=Path, help="also write the JSON here")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO)
-    seeds = (0,) if args.smoke else tuple(args.seeds)
-    result = json.dumps(run(seeds, args.smoke), indent=2)
+    result = json.dumps(run(args.smoke, tuple(args.seeds)), indent=2)
     if args.output:
         args.output.write_text(result + "\n")
     print(result)

@@ -1,5 +1,6 @@
 """Export of a GAN's generator: latent vectors in (`latent`, (N, latent)), images out (`image`,
-(N, C, H, W) in the data's own pixel units), checked against the PyTorch path.
+(N, C, H, W) in the data's own pixel units), checked against the PyTorch path. The graph's
+metadata says `neuroflow.task: generative`, which is how serving knows to answer `{"n": N}`.
 
 The discriminator is a training device and is not exported. The preprocessing's image scaling
 (pixels divided by the train maximum) is undone inside the graph, so a generated image reads
@@ -14,12 +15,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-
-from neuroflow.models.gan import GAN, SampleHead, sample_latent
 
 if TYPE_CHECKING:
     import onnx
+    import torch
 
     from neuroflow.config import ExportConfig
     from neuroflow.features.transform import FittedPreprocessor
@@ -57,7 +56,10 @@ def export_generator(
     """The generator as ONNX, parity-checked on seeded latent vectors; raises ValueError on a
     disagreement beyond cfg.parity_atol + cfg.parity_rtol × the output's scale."""
     import onnx
+    import torch
     from mlflow.models import infer_signature
+
+    from neuroflow.models.gan import GAN, SampleHead, sample_latent
 
     if not isinstance(gan, GAN):
         raise TypeError(f"a generator export needs a GAN, got {type(gan).__name__}")
@@ -77,6 +79,7 @@ def export_generator(
     )
     model = onnx.load_model_from_string(buffer.getvalue())
     model.doc_string = "neuroflow GAN generator: latent (N, latent) → image (N, C, H, W)"
+    onnx.helper.set_model_props(model, {"neuroflow.task": "generative"})
     z = sample_latent(PARITY_ROWS, gan.latent, seed).numpy()
     onnx_out = run_generator(model.SerializeToString(), z)
     with torch.inference_mode():

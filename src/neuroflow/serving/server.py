@@ -16,6 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from neuroflow.serving import generate
 from neuroflow.serving.app import RequestError, ServedModel, dumps, parse_request
 from neuroflow.serving.scorer import predictions_json
 
@@ -101,6 +102,12 @@ def create_app(
     async def invocations(request: Request) -> Response:
         model = current.served
         scorer = model.scorer
+        if scorer.task == generate.GENERATIVE:  # a generator: {"n": N} in, N images out
+            try:
+                answer = generate.generate_json(scorer.session, await request.body())
+            except generate.GenerateRequestError as exc:
+                return error(model, RequestError(400, str(exc), "BAD_REQUEST"))
+            return Response(dumps(answer), media_type="application/json", headers=headers(model))
         try:
             body = await request.body()
             content_type = request.headers.get("content-type")
