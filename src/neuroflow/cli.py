@@ -211,7 +211,11 @@ def profile(
             schema = ingest.run(cfg, scratch)
             train = read_parquet(scratch.raw_split("train"))
         suite = propose_suite(
-            train, name=Path(cfg.validate_.suite).stem, target=schema["target"], range_margin=margin
+            train,
+            name=Path(cfg.validate_.suite).stem,
+            target=schema["target"],
+            range_margin=margin,
+            smallest_split=min(schema["rows"].values()),
         )
         save_suite(suite, target)
         log.info("proposed suite written to %s: review it, commit it, then `dvc repro`", target)

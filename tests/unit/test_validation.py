@@ -197,6 +197,19 @@ def test_proposal_is_deterministic_and_handles_nulls(train: pd.DataFrame) -> Non
     assert "expect_column_values_to_be_in_set" not in _by_column(regression, "mean radius")
 
 
+def test_null_rule_leaves_room_for_sampling_in_a_small_split(train: pd.DataFrame) -> None:
+    """3 % missing in train: a 45-row split with 4 missing (8.9 %) is sampling, not drift."""
+    gappy = train.copy()
+    gappy.loc[gappy.index[: max(1, round(0.03 * len(gappy)))], "mean radius"] = np.nan
+    share = float(gappy["mean radius"].notna().mean())
+    plain = propose_suite(gappy, name="g", target=TARGET)
+    sized = propose_suite(gappy, name="g", target=TARGET, smallest_split=45)
+    loose = _by_column(sized, "mean radius")["expect_column_values_to_not_be_null"]["mostly"]
+    tight = _by_column(plain, "mean radius")["expect_column_values_to_not_be_null"]["mostly"]
+    assert tight > 41 / 45 > loose  # the plain margin fails 4 missing of 45, the sized one not
+    assert loose < share < 1.0
+
+
 # --- running it ----------------------------------------------------------------------------
 
 
