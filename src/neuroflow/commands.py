@@ -23,6 +23,11 @@ T = TypeVar("T")
 ParamsOpt = Annotated[
     Path, typer.Option("--params", "-p", help="Parameters file (DVC's params.yaml).")
 ]
+ModelOpt = Annotated[
+    str | None,
+    typer.Option("--model", "-m", help="Registered model name (default: registry.model_name)."),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 
 
 def fail(message: str, code: int) -> typer.Exit:
@@ -39,6 +44,12 @@ def guarded(func: Callable[[], T]) -> T:
         return func()
     except NeuroflowError as exc:
         raise fail(str(exc), exc.exit_code) from None
+
+
+def load(params_file: Path) -> tuple[Params, Path]:
+    """The validated params and the project root (the current directory)."""
+    params, paths = context(params_file)
+    return params, paths.root
 
 
 def context(params_file: Path) -> tuple[Params, Paths]:

@@ -339,12 +339,21 @@ def load_params(
         raise ParamsError(f"{path}: not valid YAML: {exc}") from exc
     if not isinstance(raw, dict):
         raise ParamsError(f"{path}: params are a mapping of sections, got {type(raw).__name__}")
-    raw = merge_overrides(raw, overrides or {})
+    return _validated(merge_overrides(raw, overrides or {}), path, bool(overrides))
+
+
+def with_overrides(params: Params, overrides: Mapping[str, Any], origin: str) -> Params:
+    """Loaded `params` with `overrides` applied, validated the same way as `load_params`."""
+    raw = merge_overrides(params.model_dump(by_alias=True, mode="json"), overrides)
+    return _validated(raw, origin, True)
+
+
+def _validated(raw: dict[str, Any], origin: str | Path, overridden: bool) -> Params:
     try:
         return Params.model_validate(raw)
     except ValidationError as exc:
-        origin = f"{path} with overrides" if overrides else str(path)
-        raise ParamsError(f"{origin}: invalid params\n{explain(exc)}") from exc
+        where = f"{origin} with overrides" if overridden else str(origin)
+        raise ParamsError(f"{where}: invalid params\n{explain(exc)}") from exc
 
 
 def merge_overrides(raw: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:

@@ -77,6 +77,11 @@ def test_every_caller_loads_params_through_load_params(
         before = len(calls)
         call()
         assert len(calls) == before + 1, f"{name} did not load params through load_params"
+    # tune's trials apply their values through the same validation
+    trial = config.with_overrides(real(tmp_path / "params.yaml"), {"train.lr": 0.02}, "tune")
+    assert trial.train.lr == 0.02
+    with pytest.raises(ParamsError, match=r"tune with overrides: invalid params\n  - train.lr"):
+        config.with_overrides(trial, {"train.lr": -1}, "tune")
     # A preset's bad value is reported by the same explainer, under the preset's name.
     with pytest.raises(
         presets.PresetError, match=r"(?s)preset: the preset .*\n  - unknown key 'train.lr_'"

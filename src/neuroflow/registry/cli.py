@@ -7,42 +7,17 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
 
+from neuroflow.commands import JsonOpt, ModelOpt, ParamsOpt, guarded, load
+
 log = logging.getLogger("neuroflow")
 T = TypeVar("T")
 
 REJECTED_EXIT = 3  # a rejected challenger is an outcome, not an error, but scripts must see it
-
-ParamsOpt = Annotated[
-    Path, typer.Option("--params", "-p", help="Parameters file (DVC's params.yaml).")
-]
-ModelOpt = Annotated[
-    str | None,
-    typer.Option("--model", "-m", help="Registered model name (default: registry.model_name)."),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
-
-
-def guarded(func: Callable[[], T]) -> T:
-    """User-caused errors become a logged message and a non-zero exit, without a traceback."""
-    from neuroflow.errors import NeuroflowError
-
-    try:
-        return func()
-    except NeuroflowError as exc:
-        log.error("%s", exc)
-        raise typer.Exit(exc.exit_code) from None
-
-
-def load(params_file: Path) -> tuple[Any, Path]:
-    from neuroflow.config import load_params
-
-    return load_params(params_file), Path.cwd()
 
 
 def _fmt(value: float | None) -> str:

@@ -92,7 +92,7 @@ def tune(params: Params, paths: Paths, trials: int | None = None) -> dict[str, A
     import yaml
 
     from neuroflow import tracking
-    from neuroflow.config import merge_overrides
+    from neuroflow.config import ParamsError, with_overrides
 
     cfg = params.tune
     _check_space(cfg.space)
@@ -100,7 +100,6 @@ def tune(params: Params, paths: Paths, trials: int | None = None) -> dict[str, A
     schema, affine = context(paths)
     x_tr, y_tr = load_split(paths, "train")
     x_va, y_va = load_split(paths, "val")
-    base = params.model_dump(by_alias=True, mode="json")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
     tracking.client(paths.root)  # sets the tracking URI and creates the store
@@ -114,8 +113,8 @@ def tune(params: Params, paths: Paths, trials: int | None = None) -> dict[str, A
         def objective(trial: Any) -> float:
             values = {key: _suggest(trial, key, spec) for key, spec in cfg.space.items()}
             try:
-                trial_params = Params.model_validate(merge_overrides(base, values))
-            except ValueError as exc:
+                trial_params = with_overrides(params, values, "tune.space")
+            except ParamsError as exc:
                 raise TuneError(f"tune.space gives invalid params {values}: {exc}") from exc
             with mlflow.start_run(run_name=f"trial-{trial.number}", nested=True):
                 mlflow.log_params({k: str(v) for k, v in values.items()})

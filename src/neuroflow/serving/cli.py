@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from neuroflow.registry.cli import ModelOpt, ParamsOpt, guarded, load
+from neuroflow.commands import ModelOpt, ParamsOpt, guarded, load
 
 AliasOpt = Annotated[
     str, typer.Option(help="Registry alias to load (`challenger` before the first promotion).")
