@@ -23,7 +23,7 @@ def fit_once(
     import torch
 
     from neuroflow.models.factory import InferenceHead, build_model
-    from neuroflow.stages.train import build_spec, settings_from, training_targets
+    from neuroflow.recipe import build_spec, settings_from, training_targets
     from neuroflow.training.engine import TensorSplits, fit
 
     spec = build_spec(params, x_train.shape[1], schema["classes"], y_train, schema, target_affine)
@@ -57,7 +57,7 @@ def score(
 
 
 def context(paths: Paths) -> tuple[dict[str, Any], tuple[float, float] | None]:
-    from neuroflow.stages.train import target_affine
+    from neuroflow.recipe import target_affine
 
     schema = read_json(paths.schema)
     return schema, target_affine(paths, schema)
