@@ -238,11 +238,22 @@ def evaluate(
     chall_scorer = OnnxScorer(chall.onnx_path.read_bytes())
     metric = cfg.metric_for(chall_scorer.task)
     check_metric(metric, chall_scorer.task)
-    smoke = smoke_test(chall, chall_scorer, frame)
+    rating = None
+    if chall_scorer.task == "generative":  # samples rated as evaluate rates them
+        from neuroflow.registry.generative import Rating
+
+        rating = Rating(root, params.seed, frame)
+        smoke = rating.smoke(chall_scorer)
+    else:
+        smoke = smoke_test(chall, chall_scorer, frame)
     normal = params.data.normal_class
     season = int(chall.tags.get(names.SEASON_TAG, params.data.season))
     classes = chall_scorer.classes
-    chall_preds = predictions(chall_scorer, frame, target, classes, normal, season=season)
+    chall_preds = (
+        rating.predictions(chall_scorer)
+        if rating is not None
+        else predictions(chall_scorer, frame, target, classes, normal, season=season)
+    )
     if champion is None:
         return decide_first(cfg, chall_preds, smoke, policy=policy), evaluation
     champ = download(client, name, champion, scratch / "champion")
@@ -252,7 +263,11 @@ def evaluate(
             f"champion v{champion} is a {champ_scorer.task} model, challenger v{challenger} a "
             f"{chall_scorer.task} model: not comparable"
         )
-    champ_preds = predictions(champ_scorer, frame, target, classes, normal, season=season)
+    champ_preds = (
+        rating.predictions(champ_scorer)
+        if rating is not None
+        else predictions(champ_scorer, frame, target, classes, normal, season=season)
+    )
     comparison = paired_bootstrap(
         metric, champ_preds, chall_preds, resamples=cfg.bootstrap, seed=params.seed
     )
