@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -17,7 +18,10 @@ from neuroflow.processed import load_split
 from neuroflow.recipe import build_spec, settings_from, target_affine, training_targets
 
 if TYPE_CHECKING:
+    import torch
+
     from neuroflow.training.distributed import DistributedContext
+    from neuroflow.training.engine import FitResult, TrainData, TrainSettings
 
 log = logging.getLogger(__name__)
 
@@ -101,19 +105,71 @@ def run(params: Params, paths: Paths) -> dict[str, Any]:
         distributed.shutdown()
 
 
+@dataclass
+class _Prepared:
+    """What the training run needs, from the processed splits and params."""
+
+    spec: ModelSpec
+    settings: TrainSettings
+    data: TrainData
+    streamed: bool
+    schema: dict[str, Any]
+    data_md5: dict[str, str]  # the splits' DVC hashes: checkpoint identity and dataset digests
+
+
 def _train(params: Params, paths: Paths, ctx: DistributedContext | None) -> dict[str, Any]:
-    import dataclasses
     import functools
 
     import torch
-    from safetensors.torch import save_file
 
     from neuroflow import tracking
     from neuroflow.models.factory import build_model
     from neuroflow.training import checkpoint
-    from neuroflow.training.device import describe_device, resolve_device
-    from neuroflow.training.distributed import per_rank_batch, shard_rows
-    from neuroflow.training.engine import TensorSplits, TrainData, fit
+    from neuroflow.training.engine import fit
+
+    prep = _prepare(params, paths, ctx)
+    step_hook, step_id = _step_hook(params, prep.spec)
+    fingerprint = _fingerprint(prep.spec, prep.settings, prep.data_md5, step_id)
+    start = _plan_start(params, paths, ctx, fingerprint, prep.settings)
+    torch.manual_seed(params.seed)  # initial weights depend on the seed alone
+    model = build_model(prep.spec)
+    train_model = functools.partial(
+        fit,
+        model,
+        prep.data,
+        prep.settings,
+        checkpoint_dir=paths.checkpoint_dir,
+        checkpoint_every_s=params.runtime.checkpoint_every_s,
+        fingerprint=fingerprint,
+        distributed=ctx,
+        step_hook=step_hook,
+    )
+    if ctx is not None and not ctx.is_main:  # rank 0 alone tracks, checkpoints and writes
+        result = train_model()
+        return {
+            "rank": ctx.rank,
+            "best_epoch": result.best_epoch,
+            "epochs_run": len(result.history),
+        }
+    run_id = _open_run(params, paths, ctx, prep, start)
+    try:
+        result = train_model()
+    except BaseException:
+        tracking.finish_run(paths.root, run_id, status="FAILED")
+        raise
+    summary = _write_model(paths, model, prep, result, ctx)
+    # The model is written: the next run trains from the seed instead of resuming this one.
+    checkpoint.mark_finished(paths.checkpoint_dir, run_id)
+    _log_result(paths, run_id, result)
+    return summary
+
+
+def _prepare(params: Params, paths: Paths, ctx: DistributedContext | None) -> _Prepared:
+    """Splits as the engine reads them (in memory, streamed, or this rank's shard)."""
+    import torch
+
+    from neuroflow import tracking
+    from neuroflow.training.engine import TensorSplits
     from neuroflow.training.streaming import SafetensorsChunks, StreamedSplits
 
     streamed = streams(params, paths, distributed=ctx is not None)
@@ -129,35 +185,13 @@ def _train(params: Params, paths: Paths, ctx: DistributedContext | None) -> dict
     x_val, y_val = load_split(paths, "val")
     schema = read_json(paths.schema)
     spec = build_spec(
-        params,
-        input_dim,
-        schema["classes"],
-        y_train,
-        schema,
-        target_affine(paths, schema),
+        params, input_dim, schema["classes"], y_train, schema, target_affine(paths, schema)
     )
     settings = settings_from(params)
     if ctx is not None:
-        # Same global batch as one process: DDP averages the ranks' gradients.
-        y_train = y_train[shard_rows(len(y_train), ctx.rank, ctx.world_size)]
-        settings = dataclasses.replace(
-            settings,
-            batch_size=per_rank_batch(settings.batch_size, ctx.world_size),
-            device=str(ctx.device(settings.device)),
-        )
-        log.info(
-            "train: rank %d/%d on %s, %d training rows, batch %d per rank",
-            ctx.rank,
-            ctx.world_size,
-            settings.device,
-            len(y_train),
-            settings.batch_size,
-        )
+        y_train, settings = _shard(y_train, settings, ctx)
     to_targets = training_targets(params, spec)
     x_val, y_val = to_targets(x_val, y_val)
-
-    torch.manual_seed(params.seed)  # initial weights depend on the seed alone
-    model = build_model(spec)
     data: TrainData
     if x_train is None:
         chunks = SafetensorsChunks(
@@ -173,22 +207,63 @@ def _train(params: Params, paths: Paths, ctx: DistributedContext | None) -> dict
             torch.from_numpy(x_val),
             torch.from_numpy(y_val),
         )
-    device = resolve_device(settings.device)
-    # In blocks, once: the splits' DVC hashes are the data half of the checkpoint identity and
-    # the digests of the run's dataset inputs.
-    splits = {s: paths.processed_split(s) for s in ("train", "val")}
-    data_md5 = {s: tracking.file_md5(path) for s, path in splits.items()}
-    step_hook, step_id = None, None
-    if spec.type == "gan":
-        from neuroflow.training.gan import AdversarialStep, GanSettings
+    # In blocks, once: the data half of the checkpoint identity, and the datasets' digests.
+    data_md5 = {s: tracking.file_md5(paths.processed_split(s)) for s in ("train", "val")}
+    return _Prepared(spec, settings, data, streamed, schema, data_md5)
 
-        t = params.train
-        step_hook = AdversarialStep(
-            GanSettings(t.gan_d_steps, t.gan_label_smoothing, t.gan_beta1), seed=params.seed
-        )
-        step_id = dataclasses.asdict(step_hook.settings)
-    fingerprint = _fingerprint(spec, settings, data_md5, step_id)
-    start = ""  # how this run starts, for the log and the MLflow run's description
+
+def _shard(
+    y_train: np.ndarray, settings: TrainSettings, ctx: DistributedContext
+) -> tuple[np.ndarray, TrainSettings]:
+    """This rank's targets and settings: the same global batch as one process (DDP averages
+    the ranks' gradients)."""
+    import dataclasses
+
+    from neuroflow.training.distributed import per_rank_batch, shard_rows
+
+    y_train = y_train[shard_rows(len(y_train), ctx.rank, ctx.world_size)]
+    settings = dataclasses.replace(
+        settings,
+        batch_size=per_rank_batch(settings.batch_size, ctx.world_size),
+        device=str(ctx.device(settings.device)),
+    )
+    log.info(
+        "train: rank %d/%d on %s, %d training rows, batch %d per rank",
+        ctx.rank,
+        ctx.world_size,
+        settings.device,
+        len(y_train),
+        settings.batch_size,
+    )
+    return y_train, settings
+
+
+def _step_hook(params: Params, spec: ModelSpec) -> tuple[Any, dict[str, Any] | None]:
+    """The GAN's adversarial step (and its settings, part of the checkpoint identity)."""
+    if spec.type != "gan":
+        return None, None
+    import dataclasses
+
+    from neuroflow.training.gan import AdversarialStep, GanSettings
+
+    t = params.train
+    hook = AdversarialStep(
+        GanSettings(t.gan_d_steps, t.gan_label_smoothing, t.gan_beta1), seed=params.seed
+    )
+    return hook, dataclasses.asdict(hook.settings)
+
+
+def _plan_start(
+    params: Params,
+    paths: Paths,
+    ctx: DistributedContext | None,
+    fingerprint: str,
+    settings: TrainSettings,
+) -> str:
+    """Resume an interrupted run or start from the seed; says which (for the log and the run)."""
+    from neuroflow.training import checkpoint
+
+    start = ""
     if ctx is None or ctx.is_main:
         # Before any rank can load it: a finished run's final checkpoint is cleared here.
         plan = checkpoint.plan_start(
@@ -200,29 +275,22 @@ def _train(params: Params, paths: Paths, ctx: DistributedContext | None) -> dict
         log.info("train: %s", start)
     if ctx is not None:
         ctx.barrier()
-    train_model = functools.partial(
-        fit,
-        model,
-        data,
-        settings,
-        checkpoint_dir=paths.checkpoint_dir,
-        checkpoint_every_s=params.runtime.checkpoint_every_s,
-        fingerprint=fingerprint,
-        distributed=ctx,
-        step_hook=step_hook,
-    )
-    if ctx is not None and not ctx.is_main:  # rank 0 alone tracks, checkpoints and writes
-        result = train_model()
-        return {
-            "rank": ctx.rank,
-            "best_epoch": result.best_epoch,
-            "epochs_run": len(result.history),
-        }
+    return start
+
+
+def _open_run(
+    params: Params, paths: Paths, ctx: DistributedContext | None, prep: _Prepared, start: str
+) -> str:
+    """The MLflow run: params, tags, lineage, the checkpoints' ownership and the datasets."""
+    from neuroflow import tracking
+    from neuroflow.training.device import describe_device, resolve_device
+
     scale_tags = (
         {}
         if ctx is None
         else {"train.world_size": str(ctx.world_size), "train.backend": ctx.backend}
     )
+    device = resolve_device(prep.settings.device)
     run_id = tracking.start_run(
         paths.root,
         experiment=params.registry.experiment,
@@ -231,7 +299,7 @@ def _train(params: Params, paths: Paths, ctx: DistributedContext | None) -> dict
         tags={
             "neuroflow.task": params.task,
             "neuroflow.model_type": params.model.type,
-            "neuroflow.source": schema["source"],
+            "neuroflow.source": prep.schema["source"],
             **{f"env.{k}": v for k, v in describe_device(device).items()},
             **scale_tags,
         },
@@ -242,18 +310,27 @@ def _train(params: Params, paths: Paths, ctx: DistributedContext | None) -> dict
     adopt_checkpoints(paths, run_id)
     contexts = {"train": "training", "val": "validation"}
     tracking.log_datasets(
-        paths.root, run_id, [(contexts[s], path, data_md5[s]) for s, path in splits.items()]
+        paths.root,
+        run_id,
+        [(contexts[s], paths.processed_split(s), md5) for s, md5 in prep.data_md5.items()],
     )
-    try:
-        result = train_model()
-    except BaseException:
-        tracking.finish_run(paths.root, run_id, status="FAILED")
-        raise
+    return run_id
+
+
+def _write_model(
+    paths: Paths,
+    model: torch.nn.Module,
+    prep: _Prepared,
+    result: FitResult,
+    ctx: DistributedContext | None,
+) -> dict[str, Any]:
+    """Weights, spec, history and the run's summary, each written atomically."""
+    from safetensors.torch import save_file
 
     history = [r.as_dict() for r in result.history]
     weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     write_with(paths.weights, lambda tmp: save_file(weights, str(tmp), metadata={"format": "pt"}))
-    write_json(paths.model_spec, spec.to_json())
+    write_json(paths.model_spec, prep.spec.to_json())
     write_json(paths.history, history)
     summary = {
         "best_epoch": result.best_epoch,
@@ -264,19 +341,24 @@ def _train(params: Params, paths: Paths, ctx: DistributedContext | None) -> dict
         "samples_per_second": round(result.samples_per_second, 1),
         "device": result.device,
         "threads": result.threads,
-        "training_data": "streamed" if streamed else "in_memory",
+        "training_data": "streamed" if prep.streamed else "in_memory",
     }
     if ctx is not None:
         summary |= {"world_size": ctx.world_size, "backend": ctx.backend}
     write_json(paths.train_summary, summary)
-    # The model is written: the next run trains from the seed instead of resuming this one.
-    checkpoint.mark_finished(paths.checkpoint_dir, run_id)
+    return summary
+
+
+def _log_result(paths: Paths, run_id: str, result: FitResult) -> None:
+    """Per-epoch curves and the run's figures into MLflow, in one batch."""
+    from neuroflow import tracking
 
     rows: list[tuple[str, float, int]] = []
-    for rec in history:
+    for rec in result.history:
+        row = rec.as_dict()
         for key in ("train_loss", "val_loss", "lr", "val_accuracy", "d_loss", "g_loss"):
-            if key in rec:
-                rows.append((key, rec[key], rec["epoch"]))
+            if key in row:
+                rows.append((key, row[key], row["epoch"]))
     rows += [
         ("best_epoch", result.best_epoch, 0),
         ("best_val_loss", result.best_val_loss, 0),
@@ -289,10 +371,9 @@ def _train(params: Params, paths: Paths, ctx: DistributedContext | None) -> dict
         "train: best epoch %d (val_loss %.4f) of %d on %s (%d threads), %.0f samples/s; run %s",
         result.best_epoch,
         result.best_val_loss,
-        len(history),
+        len(result.history),
         result.device,
         result.threads,
         result.samples_per_second,
         run_id,
     )
-    return summary
