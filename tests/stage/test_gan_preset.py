@@ -67,6 +67,10 @@ def test_history_has_both_losses_and_the_sample_grid_is_a_plot(
     assert (root / "artifacts" / "report" / "samples.png").is_file()
     plots = root / "artifacts" / "plots" / "test"
     assert not list(plots.glob("*/*.json"))  # no classifier or regression plot for a GAN
+    shown = json.loads(run(root, "dvc", "plots", "show", "--json").stdout)
+    assert not shown.get("errors"), shown.get("errors")
+    drawn = {Path(name).relative_to("artifacts/plots").as_posix() for name in shown["data"]}
+    assert drawn == {"history.json", "test/samples/samples.png"}, drawn
     db = sqlite3.connect(root / "mlflow.db")
     try:
         keys = {k for (k,) in db.execute("SELECT DISTINCT key FROM metrics")}
