@@ -110,7 +110,18 @@ def run(params: Params, paths: Paths) -> dict[str, Any]:
         str(paths.raw_split(s).relative_to(paths.root)): sha256_file(paths.raw_split(s))
         for s in SPLITS
     }
-    card = render_card(params, metrics, schema, data_hashes, run_id, parity, pre.feature_names)
+    from neuroflow.export.model_card import render_model_card
+
+    card = render_model_card(
+        name=params.registry.model_name,
+        params=params.flat(),
+        metrics=metrics,
+        schema=schema,
+        data_hashes=data_hashes,
+        run_id=run_id,
+        parity=parity,
+        feature_names=pre.feature_names,
+    )
     write_text(paths.model_card, card)
 
     example: Any
@@ -173,26 +184,3 @@ def run(params: Params, paths: Paths) -> dict[str, Any]:
         parity,
     )
     return registration
-
-
-def render_card(
-    params: Params,
-    metrics: dict[str, Any],
-    schema: dict[str, Any],
-    data_hashes: dict[str, str],
-    run_id: str,
-    parity: float,
-    feature_names: list[str],
-) -> str:
-    from neuroflow.export.model_card import render_model_card
-
-    return render_model_card(
-        name=params.registry.model_name,
-        params=params.flat(),
-        metrics=metrics,
-        schema=schema,
-        data_hashes=data_hashes,
-        run_id=run_id,
-        parity=parity,
-        feature_names=feature_names,
-    )

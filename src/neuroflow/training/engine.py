@@ -511,6 +511,33 @@ def evaluate_loss(
     return total / n, (correct / n if classification else None)
 
 
+@dataclass
+class _Loop:
+    """One `fit` call's working state: what the epochs read, and what they carry forward."""
+
+    model: nn.Module
+    net: nn.Module  # the model, or its DDP wrapper that all-reduces gradients in backward
+    data: TrainData
+    settings: TrainSettings
+    device: torch.device
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    loss_fn: nn.Module
+    generator: torch.Generator
+    autocast: Callable[[], Any]
+    classification: bool
+    penalised: list[torch.Tensor]
+    step_hook: StepHook | None
+    distributed: DistributedContext | None
+    world: int = 1
+    history: list[EpochRecord] = field(default_factory=list)
+    best_state: dict[str, torch.Tensor] = field(default_factory=dict)
+    best_loss: float = math.inf
+    best_epoch: int = 0
+    bad_epochs: int = 0
+    start_epoch: int = 0
+
+
 def fit(
     model: nn.Module,
     data: TrainData,
@@ -537,13 +564,71 @@ def fit(
 
     With `step_hook`, the hook trains each batch and scores each epoch (see `StepHook`).
     """
+    loop = _setup(model, data, settings, distributed, step_hook)
+    ckpt_path = checkpoint_dir / CHECKPOINT_NAME if checkpoint_dir else None
+    if ckpt_path is not None and ckpt_path.exists():
+        _resume(loop, ckpt_path, fingerprint)
+    progress = _Progress(settings.epochs, loop.start_epoch)
+    stopped_early = loop.bad_epochs >= settings.patience
+    trained_samples, train_seconds = 0, 0.0
+    if distributed is not None:
+        distributed.check_agree("the epoch to resume from", loop.start_epoch, loop.device)
+        loop.net, loop.world = distributed.wrap(model, loop.device), distributed.world_size
+    threads_before = torch.get_num_threads()
+    threads = _cpu_threads(loop) if loop.device.type == "cpu" else threads_before
+    torch.set_num_threads(threads)
+    last_checkpoint = time.monotonic()
+    try:
+        for epoch in range(loop.start_epoch + 1, settings.epochs + 1):
+            if stopped_early:
+                break
+            t0 = time.perf_counter()
+            train_loss, parts = _train_epoch(loop, epoch)
+            record = _close_epoch(loop, epoch, train_loss, parts, t0)
+            trained_samples += loop.data.train_rows * loop.world
+            train_seconds += record.seconds
+            stopped_early = loop.bad_epochs >= settings.patience
+            due = (
+                stopped_early
+                or epoch == settings.epochs
+                or time.monotonic() - last_checkpoint >= checkpoint_every_s
+            )
+            if ckpt_path is not None and due and (distributed is None or distributed.is_main):
+                _save(loop, ckpt_path, fingerprint, epoch)
+                last_checkpoint = time.monotonic()
+            progress.update(record, settings.epochs)
+            if on_epoch is not None:
+                on_epoch(record)
+    finally:
+        progress.close()
+        torch.set_num_threads(threads_before)  # a process-wide setting: give it back
+
+    model.load_state_dict(loop.best_state)
+    model.eval()
+    return FitResult(
+        history=loop.history,
+        best_epoch=loop.best_epoch,
+        best_val_loss=loop.best_loss,
+        stopped_early=stopped_early,
+        resumed_from=loop.start_epoch,
+        device=str(loop.device),
+        samples_per_second=trained_samples / train_seconds if train_seconds else 0.0,
+        threads=threads,
+    )
+
+
+def _setup(
+    model: nn.Module,
+    data: TrainData,
+    settings: TrainSettings,
+    distributed: DistributedContext | None,
+    step_hook: StepHook | None,
+) -> _Loop:
+    """Seeds, device, optimizer, scheduler, loss and the shuffling generator."""
     seed_everything(settings.seed, settings.deterministic)
     device = resolve_device(settings.device)
     model.to(device)
-    classification = settings.loss == "cross_entropy"
     data = data.to(device)
-    x_val, y_val = data.x_val, data.y_val
-
     if step_hook is not None and distributed is not None:
         raise ValueError("a StepHook network trains in one process, not under torchrun")
     optimizer = (
@@ -551,8 +636,6 @@ def fit(
         if step_hook is None
         else step_hook.make_optimizer(model, settings)
     )
-    scheduler = make_scheduler(optimizer, settings)
-    loss_fn = make_loss(settings.loss)
     generator = torch.Generator(device=data.shuffle_device)
     generator.manual_seed(settings.seed)
     use_amp = settings.amp and device.type == "cuda"
@@ -562,174 +645,158 @@ def fit(
             return contextlib.nullcontext()
         return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 
-    history: list[EpochRecord] = []
-    best_state = _clone_state(model)
-    best_loss, best_epoch, bad_epochs, start_epoch = math.inf, 0, 0, 0
+    return _Loop(
+        model=model,
+        net=model,
+        data=data,
+        settings=settings,
+        device=device,
+        optimizer=optimizer,
+        scheduler=make_scheduler(optimizer, settings),
+        loss_fn=make_loss(settings.loss),
+        generator=generator,
+        autocast=autocast,
+        classification=settings.loss == "cross_entropy",
+        penalised=[p for name, p in model.named_parameters() if p.ndim > 1],
+        step_hook=step_hook,
+        distributed=distributed,
+        best_state=_clone_state(model),
+    )
 
-    ckpt_path = checkpoint_dir / CHECKPOINT_NAME if checkpoint_dir else None
-    if ckpt_path is not None and ckpt_path.exists():
-        try:
-            state = load_checkpoint(ckpt_path)
-        except CheckpointError as exc:
-            log.warning("ignoring checkpoint: %s", exc)
-        else:
-            if state.meta.get("fingerprint") == fingerprint:
-                model.load_state_dict(state.model)
-                optimizer.load_state_dict(state.optimizer)
-                if scheduler is not None:
-                    scheduler.load_state_dict(state.scheduler)
-                _restore_rng(generator, state.rng)
-                best_state = state.best_model
-                best_loss = float(state.meta["best_loss"])
-                best_epoch = int(state.meta["best_epoch"])
-                bad_epochs = int(state.meta["bad_epochs"])
-                history = [EpochRecord.from_dict(r) for r in state.meta["history"]]
-                start_epoch = state.epoch
-                log.info("resuming from %s after epoch %d", ckpt_path, start_epoch)
-            else:
-                log.info("checkpoint %s is for another config or data; starting fresh", ckpt_path)
 
-    n = data.train_rows
-    batch = settings.batch_size
-    progress = _Progress(settings.epochs, start_epoch)
-    stopped_early = bad_epochs >= settings.patience
-    trained_samples, train_seconds = 0, 0.0
-    penalised = [p for name, p in model.named_parameters() if p.ndim > 1]
-    # DDP all-reduces gradients in backward; evaluation and checkpoints use the bare `model`.
-    net, world = model, 1
-    if distributed is not None:
-        distributed.check_agree("the epoch to resume from", start_epoch, device)
-        net, world = distributed.wrap(model, device), distributed.world_size
-    threads_before = torch.get_num_threads()
-    threads = threads_before
-    if device.type == "cpu":
-        timed, probe = (
-            (model, x_val[:batch]) if step_hook is None else step_hook.timing(model, x_val[:batch])
-        )
-        threads = pick_cpu_threads(timed, probe, settings.threads)
-        log.debug("training on %d CPU thread(s)", threads)
-    torch.set_num_threads(threads)
-    last_checkpoint = time.monotonic()
+def _resume(loop: _Loop, ckpt_path: Path, fingerprint: str) -> None:
+    """Continue from the checkpoint when it is this config's and data's (else start fresh)."""
     try:
-        for epoch in range(start_epoch + 1, settings.epochs + 1):
-            if stopped_early:
-                break
-            t0 = time.perf_counter()
-            model.train()
-            # Detached step losses, summed once per epoch: no extra kernels per step.
-            losses: list[torch.Tensor] = []
-            sizes: list[float] = []
-            shuffle_state = generator.get_state()  # replays the epoch if the loss turns NaN
-            for xb, yb in data.epoch_batches(batch, generator):
-                if step_hook is not None:
-                    losses.append(
-                        step_hook.train_step(
-                            model, xb, optimizer=optimizer, settings=settings, autocast=autocast
-                        )
-                    )
-                    sizes.append(float(len(xb)))
-                    continue
-                step = train_step(
-                    net,
-                    model,
-                    xb,
-                    yb,
-                    optimizer=optimizer,
-                    loss_fn=loss_fn,
-                    settings=settings,
-                    classification=classification,
-                    autocast=autocast,
-                    penalised=penalised,
-                )
-                losses.append(step)
-                sizes.append(float(len(xb)))
-            if losses:
-                stacked = torch.stack(losses).float()  # a float64 target gives a float64 loss
-                # Size-weighted sum per part: (steps,) or (steps, parts) → () or (parts,).
-                running = torch.tensor(sizes, device=device) @ stacked
-            else:
-                running = torch.zeros((), device=device)
-            if step_hook is None:
-                val_loss_t, val_acc_t = evaluate_loss(
-                    model, x_val, y_val, loss_fn, classification, autocast
-                )
-            else:
-                val_loss_t, val_acc_t = step_hook.validate(model, x_val, autocast), None
-            # One host sync per epoch: read the epoch's numbers.
-            if distributed is not None:  # the epoch's loss over every rank's rows
-                running = distributed.sum(running)
-            part_means = (running / (n * world)).reshape(-1).tolist()
-            train_loss = float(sum(part_means))
-            parts = dict(zip(step_hook.parts, part_means, strict=True)) if step_hook else {}
-            val_loss = float(val_loss_t)
-            val_acc = float(val_acc_t) if val_acc_t is not None else None
-            if not math.isfinite(train_loss):
-                raise diverged(epoch, train_loss, losses, data, batch, shuffle_state, settings)
-            if scheduler is not None:
-                if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-                    scheduler.step(val_loss)
-                else:
-                    scheduler.step()
-            seconds = time.perf_counter() - t0
-            trained_samples += n * world
-            train_seconds += seconds
-            record = EpochRecord(
-                epoch=epoch,
-                train_loss=train_loss,
-                val_loss=val_loss,
-                lr=float(optimizer.param_groups[0]["lr"]),
-                val_accuracy=val_acc,
-                seconds=seconds,
-                parts=parts,
-            )
-            history.append(record)
-            if is_better("val_loss", val_loss, best_loss, margin=1e-12):
-                best_loss, best_epoch, bad_epochs = val_loss, epoch, 0
-                best_state = _clone_state(model)
-            else:
-                bad_epochs += 1
-            stopped_early = bad_epochs >= settings.patience
-            due = (
-                stopped_early
-                or epoch == settings.epochs
-                or time.monotonic() - last_checkpoint >= checkpoint_every_s
-            )
-            if ckpt_path is not None and due and (distributed is None or distributed.is_main):
-                save_checkpoint(
-                    ckpt_path.parent,
-                    TrainingState(
-                        epoch=epoch,
-                        model=model.state_dict(),
-                        best_model=best_state,
-                        optimizer=optimizer.state_dict(),
-                        scheduler=scheduler.state_dict() if scheduler is not None else {},
-                        rng=_rng_state(generator),
-                        meta={
-                            "fingerprint": fingerprint,
-                            "best_loss": best_loss,
-                            "best_epoch": best_epoch,
-                            "bad_epochs": bad_epochs,
-                            "history": [r.as_dict() for r in history],
-                        },
-                    ),
-                )
-                last_checkpoint = time.monotonic()
-            progress.update(record, settings.epochs)
-            if on_epoch is not None:
-                on_epoch(record)
-    finally:
-        progress.close()
-        torch.set_num_threads(threads_before)  # a process-wide setting: give it back
+        state = load_checkpoint(ckpt_path)
+    except CheckpointError as exc:
+        log.warning("ignoring checkpoint: %s", exc)
+        return
+    if state.meta.get("fingerprint") != fingerprint:
+        log.info("checkpoint %s is for another config or data; starting fresh", ckpt_path)
+        return
+    loop.model.load_state_dict(state.model)
+    loop.optimizer.load_state_dict(state.optimizer)
+    if loop.scheduler is not None:
+        loop.scheduler.load_state_dict(state.scheduler)
+    _restore_rng(loop.generator, state.rng)
+    loop.best_state = state.best_model
+    loop.best_loss = float(state.meta["best_loss"])
+    loop.best_epoch = int(state.meta["best_epoch"])
+    loop.bad_epochs = int(state.meta["bad_epochs"])
+    loop.history = [EpochRecord.from_dict(r) for r in state.meta["history"]]
+    loop.start_epoch = state.epoch
+    log.info("resuming from %s after epoch %d", ckpt_path, loop.start_epoch)
 
-    model.load_state_dict(best_state)
-    model.eval()
-    return FitResult(
-        history=history,
-        best_epoch=best_epoch,
-        best_val_loss=best_loss,
-        stopped_early=stopped_early,
-        resumed_from=start_epoch,
-        device=str(device),
-        samples_per_second=trained_samples / train_seconds if train_seconds else 0.0,
-        threads=threads,
+
+def _cpu_threads(loop: _Loop) -> int:
+    """Intra-op threads for this model on CPU (timed on its forward pass unless set)."""
+    probe = loop.data.x_val[: loop.settings.batch_size]
+    timed, probe = (
+        (loop.model, probe) if loop.step_hook is None else loop.step_hook.timing(loop.model, probe)
+    )
+    threads = pick_cpu_threads(timed, probe, loop.settings.threads)
+    log.debug("training on %d CPU thread(s)", threads)
+    return threads
+
+
+def _train_epoch(loop: _Loop, epoch: int) -> tuple[float, dict[str, float]]:
+    """One pass over the training rows: the epoch's mean loss (and its parts, for a hook)."""
+    s, model = loop.settings, loop.model
+    model.train()
+    # Detached step losses, summed once per epoch: no extra kernels per step.
+    losses: list[torch.Tensor] = []
+    sizes: list[float] = []
+    shuffle_state = loop.generator.get_state()  # replays the epoch if the loss turns NaN
+    for xb, yb in loop.data.epoch_batches(s.batch_size, loop.generator):
+        if loop.step_hook is not None:
+            step = loop.step_hook.train_step(
+                model, xb, optimizer=loop.optimizer, settings=s, autocast=loop.autocast
+            )
+        else:
+            step = train_step(
+                loop.net,
+                model,
+                xb,
+                yb,
+                optimizer=loop.optimizer,
+                loss_fn=loop.loss_fn,
+                settings=s,
+                classification=loop.classification,
+                autocast=loop.autocast,
+                penalised=loop.penalised,
+            )
+        losses.append(step)
+        sizes.append(float(len(xb)))
+    if losses:
+        stacked = torch.stack(losses).float()  # a float64 target gives a float64 loss
+        # Size-weighted sum per part: (steps,) or (steps, parts) → () or (parts,).
+        running = torch.tensor(sizes, device=loop.device) @ stacked
+    else:
+        running = torch.zeros((), device=loop.device)
+    # One host sync per epoch: read the epoch's numbers.
+    if loop.distributed is not None:  # the epoch's loss over every rank's rows
+        running = loop.distributed.sum(running)
+    part_means = (running / (loop.data.train_rows * loop.world)).reshape(-1).tolist()
+    train_loss = float(sum(part_means))
+    if not math.isfinite(train_loss):
+        raise diverged(epoch, train_loss, losses, loop.data, s.batch_size, shuffle_state, s)
+    hook = loop.step_hook
+    return train_loss, dict(zip(hook.parts, part_means, strict=True)) if hook else {}
+
+
+def _close_epoch(
+    loop: _Loop, epoch: int, train_loss: float, parts: dict[str, float], started: float
+) -> EpochRecord:
+    """Validate, step the scheduler, record the epoch (timed from `started`, validation
+    included) and keep the best weights."""
+    x_val, y_val = loop.data.x_val, loop.data.y_val
+    if loop.step_hook is None:
+        val_loss_t, val_acc_t = evaluate_loss(
+            loop.model, x_val, y_val, loop.loss_fn, loop.classification, loop.autocast
+        )
+    else:
+        val_loss_t, val_acc_t = loop.step_hook.validate(loop.model, x_val, loop.autocast), None
+    val_loss = float(val_loss_t)
+    if loop.scheduler is not None:
+        if isinstance(loop.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            loop.scheduler.step(val_loss)
+        else:
+            loop.scheduler.step()
+    seconds = time.perf_counter() - started
+    record = EpochRecord(
+        epoch=epoch,
+        train_loss=train_loss,
+        val_loss=val_loss,
+        lr=float(loop.optimizer.param_groups[0]["lr"]),
+        val_accuracy=float(val_acc_t) if val_acc_t is not None else None,
+        seconds=seconds,
+        parts=parts,
+    )
+    loop.history.append(record)
+    if is_better("val_loss", val_loss, loop.best_loss, margin=1e-12):
+        loop.best_loss, loop.best_epoch, loop.bad_epochs = val_loss, epoch, 0
+        loop.best_state = _clone_state(loop.model)
+    else:
+        loop.bad_epochs += 1
+    return record
+
+
+def _save(loop: _Loop, ckpt_path: Path, fingerprint: str, epoch: int) -> None:
+    save_checkpoint(
+        ckpt_path.parent,
+        TrainingState(
+            epoch=epoch,
+            model=loop.model.state_dict(),
+            best_model=loop.best_state,
+            optimizer=loop.optimizer.state_dict(),
+            scheduler=loop.scheduler.state_dict() if loop.scheduler is not None else {},
+            rng=_rng_state(loop.generator),
+            meta={
+                "fingerprint": fingerprint,
+                "best_loss": loop.best_loss,
+                "best_epoch": loop.best_epoch,
+                "bad_epochs": loop.bad_epochs,
+                "history": [r.as_dict() for r in loop.history],
+            },
+        ),
     )
