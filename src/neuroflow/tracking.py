@@ -355,6 +355,18 @@ def _card_summary(card: str) -> str:
     return "\n## ".join(keep).strip() + "\n"
 
 
+# MLflow's SQL stores hold descriptions and experiment tag values in 5000-character columns
+# (PostgreSQL refuses longer ones; SQLite does not check): clip, and say where the rest is.
+DESCRIPTION_LIMIT = 5000
+_CLIPPED = "\n\n… (clipped: the whole card is model_card/MODEL_CARD.md in the run's artifacts)\n"
+
+
+def _fit(text: str) -> str:
+    if len(text) <= DESCRIPTION_LIMIT:
+        return text
+    return text[: DESCRIPTION_LIMIT - len(_CLIPPED)].rstrip() + _CLIPPED
+
+
 def describe_model(root: Path, params: Params, version: str, card: str, data_source: str) -> None:
     """What the MLflow UI shows beside the runs: the experiment's and the registered model's
     description (from the model card; the version gets the whole card) and tags."""
@@ -362,7 +374,7 @@ def describe_model(root: Path, params: Params, version: str, card: str, data_sou
 
     metric = params.promotion.metric_for(params.task)
     tags = {"task": params.task, "metric": metric, "data_source": data_source}
-    summary = _card_summary(card)
+    summary, card = _fit(_card_summary(card)), _fit(card)
     model_name = params.registry.model_name
     mlc = client(root)
     with reachable(tracking_uri(root)):

@@ -131,7 +131,8 @@ def test_exp_run_with_new_train_params_reruns_only_training_stages(
         *("-S", "train.stream_chunk_rows=64"),
     )
     ran = {line.split("'")[1] for line in proc.stdout.splitlines() if "Running stage" in line}
-    assert ran == {"train", "evaluate", "export"}, proc.stdout
+    # check re-validates the edited params.yaml first; of the pipeline, training onwards re-runs
+    assert ran == {"check", "train", "evaluate", "export"}, proc.stdout
     summary = json.loads((root / "artifacts/train_summary.json").read_text())
     assert summary["training_data"] == "streamed"
     metrics = json.loads((root / "artifacts/metrics.json").read_text())["test"]

@@ -103,7 +103,9 @@ def views(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     for flags in (["-S", "train.lr=0.003"], ["-S", "train.lr=0.0005", "-S", "model.dropout=0.2"]):
         run(root, "dvc", "exp", "run", *flags, timeout=600)
     # `make compare` as a user runs it (the copy has no .venv: tools come from PATH).
-    out["compare"] = run(root, "make", "-s", "-o", ".venv/.installed", "compare").stdout
+    out["compare"] = run(
+        root, "make", "-s", "-o", ".venv/.installed", "compare", COLUMNS=str(TERMINAL_COLUMNS)
+    ).stdout
     out["compare_80"] = run(root, "neuroflow", "compare", COLUMNS="80").stdout
     out["only_changed"] = run(
         root, "dvc", "exp", "show", "--only-changed", "--no-pager", COLUMNS=str(TERMINAL_COLUMNS)

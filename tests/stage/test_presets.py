@@ -71,8 +71,11 @@ def test_forecast_challenger_is_judged_by_forecast_metrics(
     out = json.loads(run(root, "neuroflow", "promote", "--dry-run", "--json").stdout)
     checks = {c["name"]: c for c in out["gate"]["checks"]}
     assert checks["smoke"]["passed"]
-    assert "promotion.thresholds.forecast" in checks["thresholds"]["detail"]
-    assert out["gate"]["promote"] is True
+    # The forecast bar: mae at most 0.9 x the seasonal-naive forecast's (no binary metric).
+    bar = checks["threshold mae_vs_naive"]
+    assert "<= 0.9" in bar["detail"]
+    assert not any(name.startswith("threshold roc_auc") for name in checks)
+    assert out["gate"]["promote"] is bar["passed"]
 
 
 def test_cv_reports_mean_and_std_per_metric(forecast_project: tuple[Path, str]) -> None:
