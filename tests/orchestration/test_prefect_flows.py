@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -29,15 +31,27 @@ def task_runs(flow_run_id: UUID) -> dict[str, Any]:
     return {run.name: run for run in runs}
 
 
-def flow_logs(flow_run_id: UUID) -> list[str]:
+def flow_logs(flow_run_id: UUID, until: Callable[[list[str]], bool]) -> list[str]:
+    """The flow run's log messages once `until` holds for them (or after two minutes).
+
+    Prefect ships logs to the server from a background worker: right after a run returns,
+    the server may not have the last ones yet, and on a busy machine that lag is seconds.
+    """
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+    from prefect.logging.handlers import APILogHandler
 
-    with get_client(sync_client=True) as client:
-        logs = client.read_logs(
-            log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id]))
-        )
-    return [log.message for log in logs]
+    APILogHandler().flush()  # send what this process still holds
+    deadline = time.monotonic() + 120
+    while True:
+        with get_client(sync_client=True) as client:
+            logs = client.read_logs(
+                log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id]))
+            )
+        messages = [log.message for log in logs]
+        if until(messages) or time.monotonic() > deadline:
+            return messages
+        time.sleep(0.5)
 
 
 class _Seen(logging.Handler):
@@ -102,7 +116,10 @@ def test_retrain_runs_dvc_stages_retries_a_held_lock_and_registers(flow_env: Pat
     assert params["train"]["epochs"] == 3 and params["train"]["patience"] == 5  # merged, not reset
 
     # Stage output reached the Prefect logs line by line.
-    messages = flow_logs(state.state_details.flow_run_id)
+    messages = flow_logs(
+        state.state_details.flow_run_id,
+        until=lambda ms: any(m.startswith("[export] ") and "@challenger" in m for m in ms),
+    )
     assert any(m.startswith("[train] ") and "epoch 3/3" in m for m in messages)
     assert any(m.startswith("[export] ") and "@challenger" in m for m in messages)
 
@@ -120,7 +137,13 @@ def test_retrain_runs_dvc_stages_retries_a_held_lock_and_registers(flow_env: Pat
     assert again.result()["ran"] == []
     runs = task_runs(again.state_details.flow_run_id)
     assert {f"dvc repro {name}" for name in order} <= set(runs)
-    messages = flow_logs(again.state_details.flow_run_id)
+    messages = flow_logs(
+        again.state_details.flow_run_id,
+        until=lambda ms: (
+            any("registry unchanged since the last run" in m for m in ms)
+            and sum("DVC not started" in m for m in ms) >= len(order)
+        ),
+    )
     assert sum("up to date (dvc status): DVC not started" in m for m in messages) == len(order)
     assert not any(m.startswith("$ dvc repro") for m in messages)
     assert any("registry unchanged since the last run" in m for m in messages)
