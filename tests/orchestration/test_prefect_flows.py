@@ -135,8 +135,11 @@ def test_retrain_runs_dvc_stages_retries_a_held_lock_and_registers(flow_env: Pat
     again = retrain(root=str(root), return_state=True)
     assert again.is_completed(), again.message
     assert again.result()["ran"] == []
-    runs = task_runs(again.state_details.flow_run_id)
-    assert {f"dvc repro {name}" for name in order} <= set(runs)
+    wanted = {f"dvc repro {name}" for name in order}
+    deadline = time.monotonic() + 120  # task runs reach the server asynchronously too
+    while not wanted <= set(runs := task_runs(again.state_details.flow_run_id)):
+        assert time.monotonic() < deadline, sorted(runs)
+        time.sleep(0.5)
     messages = flow_logs(
         again.state_details.flow_run_id,
         until=lambda ms: (
