@@ -84,14 +84,16 @@ def export_generator(
     onnx_out = run_generator(model.SerializeToString(), z)
     with torch.inference_mode():
         torch_out = head(torch.from_numpy(z)).numpy()
-    diff = float(np.abs(onnx_out - torch_out).max())
-    scale = float(np.abs(torch_out).max())
-    limit = cfg.parity_atol + cfg.parity_rtol * scale
-    if not diff <= limit:
+    from neuroflow.export.onnx_graph import compare_outputs
+
+    # The one tolerance rule of export's parity check (atol + rtol × output scale).
+    check = compare_outputs(IMAGE, onnx_out, torch_out)
+    if not check.ok(cfg.parity_atol, cfg.parity_rtol):
         raise ValueError(
-            f"generator ONNX and PyTorch disagree on {PARITY_ROWS} latent vectors: max |diff| "
-            f"{diff:.3g} > {limit:.3g} (export.parity_atol + export.parity_rtol × {scale:.3g})"
+            f"generator ONNX and PyTorch disagree on {PARITY_ROWS} latent vectors: "
+            + check.describe(cfg.parity_atol, cfg.parity_rtol)
         )
+    diff, scale = check.max_abs_diff, check.scale
     example = {LATENT: z[:5]}
     signature = infer_signature(example, {IMAGE: onnx_out[:5]})
     log.info("export: generator ONNX parity %.2e on %d latent vectors", diff, PARITY_ROWS)

@@ -200,8 +200,12 @@ def parity(
     session = onnxruntime.InferenceSession(model_bytes, providers=["CPUExecutionProvider"])
     outputs = run_onnx(session, frame)
     key = next(k for k in (PROBABILITIES, PREDICTION, SCORE) if k in outputs)
-    expected = _torch_outputs(pre, head, frame).astype(np.float64)
-    actual = outputs[key].astype(np.float64)
+    return compare_outputs(key, outputs[key], _torch_outputs(pre, head, frame))
+
+
+def compare_outputs(key: str, onnx_out: np.ndarray, torch_out: np.ndarray) -> Parity:
+    """The worst element of ONNX's `key` output against PyTorch's (a NaN is the worst)."""
+    actual, expected = onnx_out.astype(np.float64), torch_out.astype(np.float64)
     if actual.shape != expected.shape:
         raise ValueError(f"ONNX {key} has shape {actual.shape}, PyTorch {expected.shape}")
     if actual.size == 0:
