@@ -66,6 +66,15 @@ def set_params(root: Path, overrides: dict[str, Any]) -> None:
     path.write_text(yaml.safe_dump(params, sort_keys=False))
 
 
+def tiny_preset(root: Path, name: str, train: dict[str, Any]) -> Path:
+    """presets/NAME.yaml with `train` merged in, written beside it as tiny_NAME.yaml."""
+    preset = yaml.safe_load((root / "presets" / f"{name}.yaml").read_text())
+    preset.setdefault("train", {}).update(train)
+    path = root / f"tiny_{name}.yaml"
+    path.write_text(yaml.safe_dump(preset))
+    return path
+
+
 def run(
     root: Path, *args: str, check: bool = True, timeout: float = 300, **env: str
 ) -> subprocess.CompletedProcess[str]:

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 import yaml
-from tests.conftest import REPO, run, set_params, tree_hashes
+from tests.conftest import REPO, run, set_params, tiny_preset, tree_hashes
 
 pytestmark = pytest.mark.slow
 
@@ -147,18 +147,10 @@ def test_the_table_lists_every_case() -> None:
     assert rows == [c.name for c in CASES]
 
 
-def _tiny_preset(root: Path, name: str, **train: Any) -> Path:
-    preset = yaml.safe_load((root / "presets" / f"{name}.yaml").read_text())
-    preset["train"].update({"epochs": 3, "patience": 3, **train})
-    path = root / f"tiny_{name}.yaml"
-    path.write_text(yaml.safe_dump(preset))
-    return path
-
-
 def test_presets_in_sequence_each_start_from_the_committed_params(project: Path) -> None:
     committed_params = yaml.safe_load((project / "params.yaml").read_text())
     for name in ("forecast", "anomaly"):
-        preset = _tiny_preset(project, name)
+        preset = tiny_preset(project, name, {"epochs": 3, "patience": 3})
         proc = run(project, "neuroflow", "run-preset", "--file", str(preset), timeout=600)
         printed = json.loads(proc.stdout[proc.stdout.index("{") :])
         assert printed["test"], proc.stdout

@@ -15,8 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
-from tests.conftest import copy_project, run
+from tests.conftest import copy_project, run, tiny_preset
 
 pytestmark = pytest.mark.slow
 
@@ -26,10 +25,7 @@ TINY = {"epochs": 3, "patience": 3, "device": "cpu"}
 @pytest.fixture(scope="module")
 def gan_project(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     root = copy_project(tmp_path_factory.mktemp("gan") / "project")
-    preset = yaml.safe_load((root / "presets" / "gan_digits.yaml").read_text())
-    preset["train"].update(TINY)
-    tiny = root / "tiny_gan.yaml"
-    tiny.write_text(yaml.safe_dump(preset))
+    tiny = tiny_preset(root, "gan_digits", TINY)
     proc = run(
         root, "neuroflow", "run-preset", "--file", str(tiny), timeout=900, OMP_NUM_THREADS="1"
     )

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from tests.conftest import copy_project, run, set_params
+from tests.conftest import copy_project, run, set_params, tiny_preset
 
 pytestmark = pytest.mark.slow
 
@@ -24,10 +24,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def forecast_project(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     root = copy_project(tmp_path_factory.mktemp("presets") / "project")
-    preset = yaml.safe_load((root / "presets" / "forecast.yaml").read_text())
-    preset["train"].update({"epochs": 4, "patience": 4})
-    tiny = root / "tiny_forecast.yaml"
-    tiny.write_text(yaml.safe_dump(preset))
+    tiny = tiny_preset(root, "forecast", {"epochs": 4, "patience": 4})
     proc = run(
         root, "neuroflow", "run-preset", "--file", str(tiny), timeout=600, OMP_NUM_THREADS="1"
     )
