@@ -19,6 +19,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from neuroflow.errors import NeuroflowError
 from neuroflow.io import write_bytes
@@ -34,11 +35,7 @@ class RestoreError(NeuroflowError):
 
 def uncached_outputs(root: Path) -> list[str]:
     """Stage outputs declared `cache: false` in dvc.yaml: `dvc checkout` cannot restore them."""
-    import yaml
-
-    stages = (yaml.safe_load((root / "dvc.yaml").read_text(encoding="utf-8")) or {}).get(
-        "stages", {}
-    )
+    stages = _stages(root)
     found: list[str] = []
     for stage in stages.values():
         for kind in ("outs", "metrics", "plots"):
@@ -52,13 +49,15 @@ def uncached_outputs(root: Path) -> list[str]:
 
 def input_files(root: Path) -> list[str]:
     """The check and ingest stages' data inputs (not source code): the user's own files."""
-    import yaml
-
-    stages = (yaml.safe_load((root / "dvc.yaml").read_text(encoding="utf-8")) or {}).get(
-        "stages", {}
-    )
+    stages = _stages(root)
     deps = [*stages.get("ingest", {}).get("deps", []), "data/suites"]
     return [str(d) for d in deps if str(d).startswith("data/") and str(d) != "data/checked.txt"]
+
+
+def _stages(root: Path) -> dict[str, Any]:
+    import yaml
+
+    return (yaml.safe_load((root / "dvc.yaml").read_text(encoding="utf-8")) or {}).get("stages", {})
 
 
 @dataclass
