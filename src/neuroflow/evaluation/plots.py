@@ -2,12 +2,43 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from neuroflow.io import write_json
+
+# DVC plot data the evaluate stage writes: artifacts/plots/test/<kind>/<kind>.json for the kinds
+# that fit the task. Each kind is a folder in dvc.yaml's `plots`, so DVC draws nothing for a kind
+# left empty, where a declared but missing file would be reported as a failure.
+PLOT_KINDS = ("confusion", "roc", "pr", "calibration", "residuals", "forecast", "samples")
+# An empty kind's folder holds this (ignored by DVC in .dvcignore) so git keeps the folder.
+PLACEHOLDER = ".gitkeep"
+
+
+def write_plot_data(root: Path, plot_data: dict[str, list[dict]]) -> None:
+    """Rewrite root/<kind>/ for every kind: `<kind>.json` where there are rows, else only the
+    placeholder (an earlier run's data for another task is removed, not left to be drawn)."""
+    for kind in PLOT_KINDS:
+        folder = root / kind
+        if folder.exists():
+            shutil.rmtree(folder)
+        folder.mkdir(parents=True)
+        if plot_data.get(kind):
+            write_json(folder / f"{kind}.json", plot_data[kind])
+        else:
+            (folder / PLACEHOLDER).touch()
+
+
+def clear_pngs(folder: Path) -> None:
+    """`folder` exists and holds no PNG: an earlier run's (another task's) pictures are gone."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob("*.png"):
+        stale.unlink()
 
 
 def confusion_rows(y_true: np.ndarray, y_pred: np.ndarray, classes: list[Any]) -> list[dict]:
@@ -50,7 +81,7 @@ def residual_rows(y_true: np.ndarray, y_pred: np.ndarray) -> list[dict]:
 
 
 @contextmanager
-def _axes(path: Path, figsize: tuple[float, float]) -> Iterator[Any]:
+def png_axes(path: Path, figsize: tuple[float, float]) -> Iterator[Any]:
     """One figure's axes; saved to `path` (PNG) on success and always closed."""
     import matplotlib
 
@@ -67,7 +98,7 @@ def _axes(path: Path, figsize: tuple[float, float]) -> Iterator[Any]:
 
 
 def save_history_png(history: list[dict], path: Path) -> None:
-    with _axes(path, figsize=(6, 4)) as ax:
+    with png_axes(path, figsize=(6, 4)) as ax:
         epochs = [h["epoch"] for h in history]
         ax.plot(epochs, [h["train_loss"] for h in history], label="train")
         ax.plot(epochs, [h["val_loss"] for h in history], label="validation")
@@ -83,7 +114,7 @@ def save_confusion_png(
     from neuroflow.evaluation.curves import confusion_matrix
 
     matrix = confusion_matrix(y_true, y_pred, len(classes))
-    with _axes(path, figsize=(4 + 0.3 * len(classes), 4 + 0.3 * len(classes))) as ax:
+    with png_axes(path, figsize=(4 + 0.3 * len(classes), 4 + 0.3 * len(classes))) as ax:
         ax.imshow(matrix, cmap="Blues")
         ticks = range(len(classes))
         ax.set_xticks(list(ticks), [str(c) for c in classes])
@@ -97,7 +128,7 @@ def save_confusion_png(
 
 
 def save_roc_png(rows: list[dict], path: Path) -> None:
-    with _axes(path, figsize=(5, 5)) as ax:
+    with png_axes(path, figsize=(5, 5)) as ax:
         for cls in dict.fromkeys(r["class"] for r in rows):
             pts = [r for r in rows if r["class"] == cls]
             ax.plot([r["fpr"] for r in pts], [r["tpr"] for r in pts], label=f"class {cls}")
@@ -109,7 +140,7 @@ def save_roc_png(rows: list[dict], path: Path) -> None:
 
 
 def save_residuals_png(y_true: np.ndarray, y_pred: np.ndarray, path: Path) -> None:
-    with _axes(path, figsize=(5, 4)) as ax:
+    with png_axes(path, figsize=(5, 4)) as ax:
         ax.scatter(y_pred, y_true - y_pred, s=8)
         ax.axhline(0, color="grey", linestyle="--")
         ax.set_xlabel("predicted")
@@ -164,7 +195,7 @@ def forecast_rows(
 
 
 def save_pr_png(rows: list[dict], path: Path) -> None:
-    with _axes(path, figsize=(5, 5)) as ax:
+    with png_axes(path, figsize=(5, 5)) as ax:
         for cls in dict.fromkeys(r["class"] for r in rows):
             pts = [r for r in rows if r["class"] == cls]
             ax.plot([r["recall"] for r in pts], [r["precision"] for r in pts], label=f"class {cls}")
@@ -176,7 +207,7 @@ def save_pr_png(rows: list[dict], path: Path) -> None:
 
 
 def save_calibration_png(rows: list[dict], path: Path) -> None:
-    with _axes(path, figsize=(5, 5)) as ax:
+    with png_axes(path, figsize=(5, 5)) as ax:
         ax.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfectly calibrated")
         ax.plot(
             [r["confidence"] for r in rows],
@@ -191,7 +222,7 @@ def save_calibration_png(rows: list[dict], path: Path) -> None:
 
 
 def save_forecast_png(rows: list[dict], path: Path) -> None:
-    with _axes(path, figsize=(8, 4)) as ax:
+    with png_axes(path, figsize=(8, 4)) as ax:
         steps = [r["time"] for r in rows]
         ax.plot(steps, [r["actual"] for r in rows], label="actual", color="black")
         ax.plot(steps, [r["predicted"] for r in rows], label="forecast")
@@ -224,7 +255,7 @@ def save_decision_boundary_png(
     grid = pca.inverse_transform(np.c_[gx.ravel(), gy.ravel()]).astype(np.float32)
     with torch.inference_mode():
         pred = head(torch.from_numpy(grid)).numpy().argmax(axis=1).reshape(gx.shape)
-    with _axes(path, figsize=(6, 5)) as ax:
+    with png_axes(path, figsize=(6, 5)) as ax:
         ax.contourf(gx, gy, pred, levels=np.arange(len(classes) + 1) - 0.5, alpha=0.3, cmap="tab10")
         scatter = ax.scatter(
             xy[:, 0], xy[:, 1], c=y, s=12, cmap="tab10", vmin=0, vmax=9, edgecolors="k"

@@ -14,10 +14,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from neuroflow.config import Paths
 
 ScaleKind = Literal["standard", "minmax", "robust", "none"]
 SelectKind = Literal["none", "kbest_f", "kbest_chi2", "kbest_mi", "variance"]
@@ -123,6 +126,13 @@ class FittedPreprocessor:
                 block = (block - np.asarray(self.pca_mean)) @ np.asarray(self.pca_components).T
             out[start : start + len(block)] = block
         return out
+
+
+def load_preprocessor(paths: Paths) -> FittedPreprocessor:
+    """The preprocessor the preprocess stage fitted on the training split."""
+    from neuroflow.io import read_json
+
+    return FittedPreprocessor.from_json(read_json(paths.preprocessor))
 
 
 def categorical_values(series: pd.Series) -> np.ndarray:

@@ -29,9 +29,9 @@ class Rating:
     def __init__(self, root: Path, seed: int, frame: pd.DataFrame) -> None:
         from neuroflow.evaluation.rater import train_rater
         from neuroflow.export.generator import pixel_scale
+        from neuroflow.features.transform import load_preprocessor
         from neuroflow.io import read_json
         from neuroflow.processed import load_split
-        from neuroflow.stages.preprocess import load_preprocessor
 
         paths = Paths(root)
         pre = load_preprocessor(paths)

@@ -18,11 +18,12 @@ import numpy as np
 
 from neuroflow.config import Params, Paths
 from neuroflow.evaluation.generative import FD_RATIO_BAR, generative_scores, meets_bar
+from neuroflow.evaluation.plots import clear_pngs, png_axes, write_plot_data
 from neuroflow.io import read_json, write_json
 
 log = logging.getLogger(__name__)
 
-SAMPLES_KIND = "samples"  # the DVC plot folder of the sample grid (evaluate.PLOT_KINDS)
+SAMPLES_KIND = "samples"  # the DVC plot folder of the sample grid (plots.PLOT_KINDS)
 GRID_PER_CLASS = 10
 
 
@@ -37,7 +38,6 @@ def run(params: Params, paths: Paths) -> dict[str, Any]:
     from neuroflow.models.gan import GAN
     from neuroflow.models.store import load_network
     from neuroflow.processed import load_split
-    from neuroflow.stages.evaluate import write_plot_data
     from neuroflow.training.gan import generate
 
     spec, network = load_network(paths.weights, paths.model_spec)
@@ -67,9 +67,7 @@ def run(params: Params, paths: Paths) -> dict[str, Any]:
         "meets_bar": float(meets_bar({**scores, "class_histogram": histogram})),
     }
 
-    paths.report_dir.mkdir(parents=True, exist_ok=True)
-    for stale in paths.report_dir.glob("*.png"):  # an earlier run's (another task's) pictures
-        stale.unlink()
+    clear_pngs(paths.report_dir)
     history = read_json(paths.history)
     save_gan_history_png(history, paths.report_dir / "history.png")
     grid = paths.report_dir / "samples.png"
@@ -120,8 +118,6 @@ def save_sample_grid_png(
 ) -> None:
     """One row per class: the first GRID_PER_CLASS samples the rater assigns to it (an empty
     row is a class the generator never produced)."""
-    from neuroflow.evaluation.plots import _axes
-
     rows, cols = len(classes), GRID_PER_CLASS
     h, w = shape[-2], shape[-1]
     canvas = np.ones((rows * (h + 1), cols * (w + 1)), dtype=np.float32)
@@ -129,7 +125,7 @@ def save_sample_grid_png(
         for c, i in enumerate(np.flatnonzero(labels == r)[:cols]):
             image = samples[i].reshape(h, w)  # [1, H, W] or [1, 1, D]: one channel
             canvas[r * (h + 1) : r * (h + 1) + h, c * (w + 1) : c * (w + 1) + w] = 1.0 - image
-    with _axes(path, figsize=(cols * 0.5 + 1, rows * 0.5 + 0.6)) as ax:
+    with png_axes(path, figsize=(cols * 0.5 + 1, rows * 0.5 + 0.6)) as ax:
         ax.imshow(canvas, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
         ax.set_yticks([r * (h + 1) + h / 2 for r in range(rows)], [str(c) for c in classes])
         ax.set_xticks([])
@@ -139,10 +135,8 @@ def save_sample_grid_png(
 
 def save_gan_history_png(history: list[dict], path: Path) -> None:
     """Both networks' losses, and the validation Fréchet distance (pixel space) per epoch."""
-    from neuroflow.evaluation.plots import _axes
-
     epochs = [h["epoch"] for h in history]
-    with _axes(path, figsize=(7, 4)) as ax:
+    with png_axes(path, figsize=(7, 4)) as ax:
         for key, label in (("d_loss", "discriminator loss"), ("g_loss", "generator loss")):
             ax.plot(epochs, [h.get(key, np.nan) for h in history], label=label)
         ax.set_xlabel("epoch")

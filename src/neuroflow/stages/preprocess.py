@@ -11,7 +11,8 @@ import pandas as pd
 
 from neuroflow.config import SPLITS, Params, Paths
 from neuroflow.errors import DataError
-from neuroflow.features.transform import FittedPreprocessor, PreprocessOptions, fit_preprocessor
+from neuroflow.features.transform import PreprocessOptions, fit_preprocessor
+from neuroflow.features.transform import load_preprocessor as load_preprocessor  # for export
 from neuroflow.io import read_json, write_json, write_with
 
 log = logging.getLogger(__name__)
@@ -112,7 +113,3 @@ def run(params: Params, paths: Paths) -> dict[str, Any]:
         ", ".join(pre.feature_names[:5]) + ("…" if pre.output_dim > 5 else ""),
     )
     return {"features": pre.feature_names}
-
-
-def load_preprocessor(paths: Paths) -> FittedPreprocessor:
-    return FittedPreprocessor.from_json(read_json(paths.preprocessor))
