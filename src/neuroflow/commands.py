@@ -38,11 +38,12 @@ def fail(message: str, code: int) -> typer.Exit:
 
 def guarded(func: Callable[[], T]) -> T:
     """User-caused errors become one logged message and a non-zero exit, no traceback."""
+    from neuroflow.config import ParamsError
     from neuroflow.errors import NeuroflowError
 
     try:
         return func()
-    except NeuroflowError as exc:
+    except (NeuroflowError, ParamsError) as exc:
         raise fail(str(exc), exc.exit_code) from None
 
 

@@ -18,8 +18,6 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from neuroflow.errors import ConfigError
-
 # Image classification is `multiclass` (or `binary`) with `data.modality: image`.
 # `generative` learns the training rows' distribution (model.type gan); labels only rate samples.
 Task = Literal["binary", "multiclass", "regression", "forecast", "anomaly", "generative"]
@@ -314,8 +312,14 @@ class Params(_Section):
         return out
 
 
-class ParamsError(ConfigError):
-    """params.yaml is missing, unreadable or invalid; the message names the file and key."""
+class ParamsError(Exception):
+    """params.yaml is missing, unreadable or invalid; the message names the file and key.
+
+    Not an `errors.NeuroflowError`: config.py imports nothing of the package (every stage
+    imports it). The CLI's guard (`commands.guarded`) treats it as one: its message, exit 2.
+    """
+
+    exit_code = 2
 
 
 def load_params(

@@ -14,7 +14,11 @@ class DataError(NeuroflowError):
 
 
 class ConfigError(NeuroflowError):
-    """params.yaml (or an override) is invalid."""
+    """Params that load but do not fit what a command needs (a gate, a preset, a search).
+
+    params.yaml itself unreadable or invalid is `config.ParamsError`, defined beside the loader
+    so config.py imports nothing of the package; the CLI treats both alike (exit 2).
+    """
 
     exit_code = 2
 

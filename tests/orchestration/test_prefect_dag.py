@@ -12,7 +12,7 @@ import yaml
 from pipelines import dag
 from tests.conftest import REPO, copy_project
 
-from neuroflow.errors import ConfigError
+from neuroflow.config import ParamsError
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +83,7 @@ def test_bad_overrides_fail_before_anything_runs(
 ) -> None:
     shutil.copy2(REPO / "params.yaml", tmp_path / "params.yaml")
     before = (tmp_path / "params.yaml").read_text()
-    with pytest.raises(ConfigError, match=needle):
+    with pytest.raises(ParamsError, match=needle):
         dag.apply_overrides(tmp_path, overrides)
     assert (tmp_path / "params.yaml").read_text() == before
 

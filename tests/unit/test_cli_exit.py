@@ -44,3 +44,12 @@ def test_usage_error_exits_two(tmp_path: Path) -> None:
     proc = _neuroflow(tmp_path, "no-such-command")
     assert proc.returncode == 2
     assert "exit handler ran" in proc.stdout
+
+
+def test_invalid_params_exit_two_naming_the_key_without_a_traceback(tmp_path: Path) -> None:
+    # config.ParamsError is no errors.NeuroflowError (config.py imports nothing of the package):
+    # the CLI's guard still gives its one message and the config exit status.
+    (tmp_path / "params.yaml").write_text("train:\n  lr: -1\n")
+    proc = _neuroflow(tmp_path, "check")
+    assert proc.returncode == 2, proc.stderr
+    assert "train.lr: got -1" in proc.stderr and "Traceback" not in proc.stderr

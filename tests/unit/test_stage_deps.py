@@ -81,3 +81,8 @@ def test_bytecode_caches_are_never_dependencies() -> None:
     # find `dvc repro` a no-op if a source directory's hash included them.
     ignored = (REPO / ".dvcignore").read_text().split()
     assert "__pycache__/" in ignored and "*.pyc" in ignored
+
+
+def test_config_imports_nothing_of_the_package() -> None:
+    # Every stage imports config.py: what it imported would be a dependency of every stage.
+    assert imported_modules("neuroflow.config") == set()
