@@ -9,7 +9,6 @@ like an input row: for the digits, values in [0, 16].
 
 from __future__ import annotations
 
-import io
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -59,6 +58,7 @@ def export_generator(
     import torch
     from mlflow.models import infer_signature
 
+    from neuroflow.export.onnx_graph import compare_outputs, torchscript_onnx
     from neuroflow.models.gan import GAN, SampleHead, sample_latent
 
     if not isinstance(gan, GAN):
@@ -66,26 +66,13 @@ def export_generator(
 
     head = SampleHead(gan, pixel_scale(pre)).eval()
     dummy = torch.zeros(2, gan.latent)  # 2 rows: no folding of a size-1 batch dimension
-    buffer = io.BytesIO()
-    torch.onnx.export(
-        head,
-        (dummy,),
-        buffer,  # type: ignore[arg-type]  # the TorchScript exporter takes a file object
-        dynamo=False,
-        opset_version=cfg.opset,
-        input_names=[LATENT],
-        output_names=[IMAGE],
-        dynamic_axes={LATENT: {0: "N"}, IMAGE: {0: "N"}},
-    )
-    model = onnx.load_model_from_string(buffer.getvalue())
+    model = torchscript_onnx(head, dummy, cfg.opset, LATENT, IMAGE)
     model.doc_string = "neuroflow GAN generator: latent (N, latent) → image (N, C, H, W)"
     onnx.helper.set_model_props(model, {"neuroflow.task": "generative"})
     z = sample_latent(PARITY_ROWS, gan.latent, seed).numpy()
     onnx_out = run_generator(model.SerializeToString(), z)
     with torch.inference_mode():
         torch_out = head(torch.from_numpy(z)).numpy()
-    from neuroflow.export.onnx_graph import compare_outputs
-
     # The one tolerance rule of export's parity check (atol + rtol × output scale).
     check = compare_outputs(IMAGE, onnx_out, torch_out)
     if not check.ok(cfg.parity_atol, cfg.parity_rtol):

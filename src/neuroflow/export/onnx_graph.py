@@ -415,18 +415,7 @@ def _export_with(
                     raise RuntimeError("the dynamo exporter returned no program")
                 model = program.model_proto
             else:
-                buffer = io.BytesIO()
-                torch.onnx.export(
-                    head,
-                    (dummy,),
-                    buffer,  # type: ignore[arg-type]  # the TorchScript exporter takes a file object
-                    dynamo=False,
-                    opset_version=opset,
-                    input_names=[_HEAD_INPUT],
-                    output_names=[output_name],
-                    dynamic_axes={_HEAD_INPUT: {0: BATCH}, output_name: {0: BATCH}},
-                )
-                model = onnx.load_model_from_string(buffer.getvalue())
+                model = torchscript_onnx(head, dummy, opset, _HEAD_INPUT, output_name)
     finally:
         head.train(was_training)
     logger.info(
@@ -438,6 +427,24 @@ def _export_with(
     if outputs != [(output_name, TensorProto.FLOAT)]:
         raise ValueError(f"the network must return one float32 tensor, got {outputs}")
     return model
+
+
+def torchscript_onnx(
+    module: torch.nn.Module, dummy: torch.Tensor, opset: int, input_name: str, output_name: str
+) -> onnx.ModelProto:
+    """`module` (one tensor in, one out) through the TorchScript exporter, batch dimension free."""
+    buffer = io.BytesIO()
+    torch.onnx.export(
+        module,
+        (dummy,),
+        buffer,  # type: ignore[arg-type]  # the TorchScript exporter takes a file object
+        dynamo=False,
+        opset_version=opset,
+        input_names=[input_name],
+        output_names=[output_name],
+        dynamic_axes={input_name: {0: BATCH}, output_name: {0: BATCH}},
+    )
+    return onnx.load_model_from_string(buffer.getvalue())
 
 
 @contextlib.contextmanager
