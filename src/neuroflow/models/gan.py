@@ -16,6 +16,8 @@ import itertools
 import torch
 from torch import nn
 
+from neuroflow.models.mlp import dense_layers
+
 GAN_ARCHS = ("mlp", "conv")
 # The DCGAN discriminator's slope: a leaky ReLU keeps gradients flowing to the generator where
 # the discriminator is sure a sample is fake.
@@ -23,28 +25,15 @@ LEAK = 0.2
 
 
 def _mlp_generator(latent: int, out_dim: int, hidden: list[int], batch_norm: bool) -> nn.Module:
-    layers: list[nn.Module] = []
-    width = latent
-    for size in hidden:
-        layers.append(nn.Linear(width, size))
-        if batch_norm:
-            layers.append(nn.BatchNorm1d(size))
-        layers.append(nn.ReLU())
-        width = size
-    layers += [nn.Linear(width, out_dim), nn.Sigmoid()]
-    return nn.Sequential(*layers)
+    layers, width = dense_layers(latent, hidden, nn.ReLU, batch_norm=batch_norm)
+    return nn.Sequential(*layers, nn.Linear(width, out_dim), nn.Sigmoid())
 
 
 def _mlp_discriminator(in_dim: int, hidden: list[int], dropout: float) -> nn.Module:
-    layers: list[nn.Module] = []
-    width = in_dim
-    for size in reversed(hidden):  # mirror of the generator: narrow towards the logit
-        layers += [nn.Linear(width, size), nn.LeakyReLU(LEAK)]
-        if dropout > 0:
-            layers.append(nn.Dropout(dropout))
-        width = size
-    layers.append(nn.Linear(width, 1))
-    return nn.Sequential(*layers)
+    # The mirror of the generator: narrow towards the logit.
+    mirror = list(reversed(hidden))
+    layers, width = dense_layers(in_dim, mirror, lambda: nn.LeakyReLU(LEAK), dropout=dropout)
+    return nn.Sequential(*layers, nn.Linear(width, 1))
 
 
 class _ConvGenerator(nn.Module):

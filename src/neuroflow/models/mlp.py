@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from torch import nn
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
@@ -11,6 +13,28 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
     "leaky_relu": nn.LeakyReLU,
     "silu": nn.SiLU,
 }
+
+
+def dense_layers(
+    width: int,
+    hidden: list[int],
+    activation: Callable[[], nn.Module],
+    *,
+    dropout: float = 0.0,
+    batch_norm: bool = False,
+) -> tuple[list[nn.Module], int]:
+    """Linear → [BatchNorm] → activation → [Dropout] per hidden size, from `width` inputs; and
+    the width the last one gives (the next layer's input)."""
+    layers: list[nn.Module] = []
+    for size in hidden:
+        layers.append(nn.Linear(width, size))
+        if batch_norm:
+            layers.append(nn.BatchNorm1d(size))
+        layers.append(activation())
+        if dropout > 0:
+            layers.append(nn.Dropout(dropout))
+        width = size
+    return layers, width
 
 
 class MLP(nn.Module):
@@ -24,18 +48,10 @@ class MLP(nn.Module):
         batch_norm: bool = False,
     ) -> None:
         super().__init__()
-        layers: list[nn.Module] = []
-        width = input_dim
-        for size in hidden:
-            layers.append(nn.Linear(width, size))
-            if batch_norm:
-                layers.append(nn.BatchNorm1d(size))
-            layers.append(ACTIVATIONS[activation]())
-            if dropout > 0:
-                layers.append(nn.Dropout(dropout))
-            width = size
-        layers.append(nn.Linear(width, output_dim))
-        self.net = nn.Sequential(*layers)
+        layers, width = dense_layers(
+            input_dim, hidden, ACTIVATIONS[activation], dropout=dropout, batch_norm=batch_norm
+        )
+        self.net = nn.Sequential(*layers, nn.Linear(width, output_dim))
 
     def forward(self, x):  # type: ignore[no-untyped-def]
         return self.net(x)
