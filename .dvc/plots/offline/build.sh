@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Rebuilds template.html: the page `dvc plots show` / `dvc plots diff` write, with vega,
-# vega-lite and vega-embed inline, so it renders with no network (DVC's default page loads them
+# Replaces the libraries inline in template.html (vega, vega-lite, vega-embed), so the page
+# `dvc plots show` / `dvc plots diff` write renders with no network (DVC's default page loads them
 # from a CDN). Needs npm and the registry; bump the versions here and in README.md together.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -20,30 +20,14 @@ inline() { # name version: the package's minified UMD build as one <script>, sou
   echo "</script>"
 }
 
-# DVC fills {plot_divs} and {refresh_tag}; with no {scripts} placeholder it adds no CDN tags.
+# The page's markup lives in template.html alone (DVC fills {plot_divs} and {refresh_tag}; with no
+# {scripts} placeholder it adds no CDN tags): keep what stands before the first library <script>
+# and after the last one's </script>, and put the fresh builds between.
 {
-  cat <<'HEAD'
-<!DOCTYPE html>
-<html>
-<head>
-    {refresh_tag}
-    <meta charset="utf-8">
-    <title>DVC Plot</title>
-HEAD
+  sed -n '/^<script>\/\* vega@/q;p' template.html
   inline vega "$VEGA"
   inline vega-lite "$VEGA_LITE"
   inline vega-embed "$VEGA_EMBED"
-  cat <<'TAIL'
-    <style>
-        table {
-            border-spacing: 15px;
-        }
-    </style>
-</head>
-<body>
-    {plot_divs}
-</body>
-</html>
-TAIL
+  sed '1,/^<script>\/\* vega-embed@/d' template.html | sed '1,/^<\/script>$/d'
 } >template.html.tmp
 mv template.html.tmp template.html
