@@ -152,6 +152,18 @@ class TrainConfig(_Section):
     gan_d_steps: int = Field(1, ge=1, le=10)
     gan_label_smoothing: float = Field(0.1, ge=0, lt=0.5)
     gan_beta1: float = Field(0.5, ge=0, lt=1)
+    # The whole training step replayed as one CUDA graph (training/cuda_graph.py). auto: where
+    # the step can be captured on CUDA (eager on CPU, and for what cannot be captured, logged);
+    # on: the same, but an error where it cannot be; off: always eager.
+    cuda_graphs: Literal["auto", "on", "off"] = "auto"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _switch_words(cls, data: Any) -> Any:
+        # YAML 1.1 (PyYAML) reads an unquoted on/off as a boolean.
+        if isinstance(data, dict) and isinstance(data.get("cuda_graphs"), bool):
+            return {**data, "cuda_graphs": "on" if data["cuda_graphs"] else "off"}
+        return data
 
 
 class RuntimeConfig(_Section):

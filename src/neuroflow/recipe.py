@@ -125,4 +125,5 @@ def settings_from(params: Params) -> TrainSettings:
         deterministic=t.deterministic,
         seed=params.seed,
         threads=params.runtime.cpu_threads,
+        cuda_graphs=t.cuda_graphs,
     )

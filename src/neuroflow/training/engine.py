@@ -33,6 +33,12 @@ from neuroflow.training.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
+from neuroflow.training.cuda_graph import (
+    CapturePlan,
+    GraphedStep,
+    capture_rows,
+    plan_capture,
+)
 from neuroflow.training.device import pick_cpu_threads, resolve_device, seed_everything
 
 if TYPE_CHECKING:
@@ -63,6 +69,7 @@ class TrainSettings:
     seed: int = 0
     amp: bool = True  # bf16 autocast on CUDA; ignored on CPU
     threads: int = 0  # CPU intra-op threads while training; 0 = pick_cpu_threads decides
+    cuda_graphs: str = "auto"  # auto | on | off: the step as one CUDA graph (cuda_graph.py)
 
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -529,13 +536,38 @@ class _Loop:
     penalised: list[torch.Tensor]
     step_hook: StepHook | None
     distributed: DistributedContext | None
+    capture: CapturePlan
     world: int = 1
+    graph: GraphedStep | None = None  # the captured step, when the plan captures
     history: list[EpochRecord] = field(default_factory=list)
     best_state: dict[str, torch.Tensor] = field(default_factory=dict)
     best_loss: float = math.inf
     best_epoch: int = 0
     bad_epochs: int = 0
     start_epoch: int = 0
+
+    def step(self, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+        """One optimiser step on a batch: replayed from the CUDA graph when there is one."""
+        return self.graph(xb, yb) if self.graph is not None else self.eager_step(xb, yb)
+
+    def eager_step(self, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+        return train_step(
+            self.net,
+            self.model,
+            xb,
+            yb,
+            optimizer=self.optimizer,
+            loss_fn=self.loss_fn,
+            settings=self.settings,
+            classification=self.classification,
+            autocast=self.autocast,
+            penalised=self.penalised,
+        )
+
+    def record(self) -> dict[str, Any]:
+        """How the steps ran, for the run's record (`FitResult.extra`)."""
+        graphs: dict[str, Any] = {"mode": self.settings.cuda_graphs, "reason": self.capture.reason}
+        return {"cuda_graphs": graphs | (self.graph.summary() if self.graph else {})}
 
 
 def fit(
@@ -614,6 +646,7 @@ def fit(
         device=str(loop.device),
         samples_per_second=trained_samples / train_seconds if train_seconds else 0.0,
         threads=threads,
+        extra=loop.record(),
     )
 
 
@@ -638,14 +671,15 @@ def _setup(
     )
     generator = torch.Generator(device=data.shuffle_device)
     generator.manual_seed(settings.seed)
-    use_amp = settings.amp and device.type == "cuda"
-
-    def autocast() -> Any:
-        if not use_amp:  # even a disabled autocast costs a few microseconds per step
-            return contextlib.nullcontext()
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-
-    return _Loop(
+    capture = plan_capture(
+        settings.cuda_graphs,
+        device_type=device.type,
+        optimizer=settings.optimizer,
+        fused=all(group.get("fused") for group in optimizer.param_groups),
+        step_hook=step_hook is not None,
+        distributed=distributed is not None,
+    )
+    loop = _Loop(
         model=model,
         net=model,
         data=data,
@@ -655,13 +689,36 @@ def _setup(
         scheduler=make_scheduler(optimizer, settings),
         loss_fn=make_loss(settings.loss),
         generator=generator,
-        autocast=autocast,
+        autocast=_autocast(settings.amp and device.type == "cuda", device, capture.capture),
         classification=settings.loss == "cross_entropy",
         penalised=[p for name, p in model.named_parameters() if p.ndim > 1],
         step_hook=step_hook,
         distributed=distributed,
+        capture=capture,
         best_state=_clone_state(model),
     )
+    if capture.capture:
+        rows = capture_rows(settings.batch_size, data.train_rows)
+        strict = settings.cuda_graphs == "on"
+        loop.graph = GraphedStep(loop.eager_step, optimizer, rows=rows, strict=strict)
+    # On a GPU a user wants to know why the step is not captured; on CPU that is the norm.
+    level = logging.INFO if device.type == "cuda" else logging.DEBUG
+    log.log(level, "cuda graphs: %s", capture.reason)
+    return loop
+
+
+def _autocast(use_amp: bool, device: torch.device, captured: bool) -> Callable[[], Any]:
+    """bf16 autocast on CUDA (when train.amp), a no-op context otherwise."""
+
+    def autocast() -> Any:
+        if not use_amp:  # even a disabled autocast costs a few microseconds per step
+            return contextlib.nullcontext()
+        # A graph replays the casts it captured: autocast must not cache them across steps.
+        return torch.autocast(
+            device_type=device.type, dtype=torch.bfloat16, cache_enabled=not captured
+        )
+
+    return autocast
 
 
 def _resume(loop: _Loop, ckpt_path: Path, fingerprint: str) -> None:
@@ -713,18 +770,7 @@ def _train_epoch(loop: _Loop, epoch: int) -> tuple[float, dict[str, float]]:
                 model, xb, optimizer=loop.optimizer, settings=s, autocast=loop.autocast
             )
         else:
-            step = train_step(
-                loop.net,
-                model,
-                xb,
-                yb,
-                optimizer=loop.optimizer,
-                loss_fn=loop.loss_fn,
-                settings=s,
-                classification=loop.classification,
-                autocast=loop.autocast,
-                penalised=loop.penalised,
-            )
+            step = loop.step(xb, yb)
         losses.append(step)
         sizes.append(float(len(xb)))
     if losses:
