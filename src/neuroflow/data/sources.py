@@ -21,12 +21,11 @@ class SourceError(DataError):
 
 
 def load_bundled(name: str, target: str) -> pd.DataFrame:
-    from sklearn import datasets
+    from neuroflow.data import bundled
 
     if name not in BUNDLED:
         raise SourceError(f"data.name={name!r} is not a bundled dataset; choose one of {BUNDLED}")
-    bunch = getattr(datasets, f"load_{name}")(as_frame=True)
-    frame = bunch.frame.copy()
+    frame = bundled.load(name)
     return frame.rename(columns={"target": target}) if target != "target" else frame
 
 
