@@ -93,6 +93,10 @@ def _engine(data: dict[str, Any]) -> str:
     for name, g in data["goals"].items():
         if "goal_ratio" in g:
             goal_rows.append([f"≥ {g['goal_ratio']}× {name}", f"{g['ratio']:.2f}×", g["met"]])
+        elif "goal_samples_per_s" in g:
+            goal_rows.append(
+                [f"≥ {g['goal_samples_per_s']:,} samples/s, {name}", g["samples_per_s"], g["met"]]
+            )
         elif "goal_fraction" in g:
             goal_rows.append(
                 [f"≥ {g['goal_fraction']:.0%} of GEMM ceiling", f"{g['fraction']:.0%}", g["met"]]
@@ -111,7 +115,29 @@ def _engine(data: dict[str, Any]) -> str:
             f"lr {run['settings']['lr']}): median **{tta['median_seconds']:.2f} s** "
             f"(epochs: {[r['epoch'] for r in tta['runs']]}).\n"
         )
+    out.append(_engine_extras(data))
     return "".join(out)
+
+
+def _engine_extras(data: dict[str, Any]) -> str:
+    """Eager beside CUDA graphs: time to accuracy (MLP, digits CNN) and what was skipped."""
+    lines = []
+    eager = data.get("time_to_98", {}).get("eager")
+    if eager:
+        lines.append(f"Eager (cuda_graphs off): median {eager['median_seconds']:.2f} s.")
+    digits = data.get("digits_time_to_97")
+    if digits:
+        times = [
+            f"{name} median {digits[name]['median_seconds']:.2f} s "
+            f"(epochs: {[r['epoch'] for r in digits[name]['runs']]})"
+            for name in ("eager", "cuda_graphs")
+            if name in digits
+        ]
+        lines.append(
+            f"Digits CNN to {digits['target']:.0%} validation accuracy: {'; '.join(times)}."
+        )
+    lines += [f"`{k}` skipped: {v}." for k, v in sorted(data.get("skipped", {}).items())]
+    return "".join(f"\n{line}\n" for line in lines)
 
 
 def _before_after(data: dict[str, Any]) -> str:
