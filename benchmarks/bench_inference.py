@@ -16,13 +16,12 @@ Batch 1: p50/p99 latency of single calls. Batch 4096: rows per second. Interleav
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from benchmarks.common import machine, median
+from benchmarks.common import breast_cancer_model, call_seconds, machine, median
 
 log = logging.getLogger("benchmarks.inference")
 
@@ -33,40 +32,10 @@ def build(epochs: int) -> dict[str, Any]:
     import onnxruntime
     import pandas as pd
     import torch
-    from sklearn.datasets import load_breast_cancer
 
     from neuroflow.export.onnx_graph import build_onnx_model, onnx_feeds
-    from neuroflow.features.transform import PreprocessOptions, fit_preprocessor
-    from neuroflow.models.factory import InferenceHead, build_model
-    from neuroflow.models.spec import ModelSpec
-    from neuroflow.training.engine import TensorSplits, TrainSettings, fit
 
-    frame = load_breast_cancer(as_frame=True).frame
-    features = frame.drop(columns=["target"])
-    target = frame["target"]
-    pre = fit_preprocessor(
-        features,
-        target,
-        numeric=list(features.columns),
-        categorical=[],
-        options=PreprocessOptions(),
-        classification=True,
-    )
-    spec = ModelSpec(
-        type="mlp",
-        task="binary",
-        input_dim=pre.output_dim,
-        output_dim=2,
-        hidden=[32, 16],
-        activation="tanh",
-        dropout=0.1,
-        classes=[0, 1],
-    )
-    network = build_model(spec)
-    x = torch.from_numpy(pre.transform(features))
-    y = torch.from_numpy(target.to_numpy().astype(np.int64))
-    fit(network, TensorSplits(x, y, x, y), TrainSettings(epochs=epochs, device="cpu"))
-    head = InferenceHead(network, spec).eval()
+    features, pre, spec, head = breast_cancer_model(epochs)
     model = build_onnx_model(pre, head, spec)
     session = onnxruntime.InferenceSession(
         model.SerializeToString(), providers=["CPUExecutionProvider"]
@@ -109,15 +78,6 @@ def _paths(m: dict[str, Any], batch: int) -> dict[str, Callable[[], Any]]:
     return {"onnx": onnx, "torch_eager": torch_eager, "torch_network_only": torch_network_only}
 
 
-def _latencies(fn: Callable[[], Any], calls: int) -> list[float]:
-    out = []
-    for _ in range(calls):
-        started = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - started)
-    return out
-
-
 def run(smoke: bool) -> dict[str, Any]:
     import torch
 
@@ -131,9 +91,9 @@ def run(smoke: bool) -> dict[str, Any]:
     thr: dict[str, list[float]] = {name: [] for name in batched}
     for _ in range(rounds):  # interleaved blocks
         for name, fn in single.items():
-            lat[name] += _latencies(fn, calls)
+            lat[name] += call_seconds(fn, calls)
         for name, fn in batched.items():
-            seconds = _latencies(fn, big_calls)
+            seconds = call_seconds(fn, big_calls)
             thr[name].append(BIG_BATCH / median(seconds))
     result: dict[str, Any] = {
         "name": "inference",

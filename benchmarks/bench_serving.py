@@ -1,6 +1,6 @@
 """Serving latency and throughput: `neuroflow serve` over HTTP vs in-process onnxruntime.
 
-`run(smoke)` registers a raw-rows ONNX model (30 numeric breast-cancer columns → MLP [32, 16],
+`run(smoke)` registers a raw-rows ONNX model (30 numeric breast-cancer columns → the default MLP,
 the export stage's graph) as @champion in a throw-away SQLite registry, starts `neuroflow serve`
 on a free loopback port, and measures:
 - HTTP batch 1: sequential requests on one keep-alive connection, latency p50 / p99;
@@ -14,17 +14,17 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from benchmarks.common import breast_cancer_model, call_seconds, free_port, stop_process
 
 NAME = "bench-serving"
 BIN = Path(sys.executable).parent
@@ -39,41 +39,12 @@ def _percentiles(samples: list[float]) -> dict[str, float]:
     }
 
 
-def _timed(fn: Callable[[], Any], n: int, warmup: int) -> list[float]:
-    for _ in range(warmup):
-        fn()
-    out = []
-    for _ in range(n):
-        start = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - start)
-    return out
-
-
 def _model_and_rows() -> tuple[Any, Any]:
     import pandas as pd
-    import torch
-    from sklearn.datasets import load_breast_cancer
 
     from neuroflow.export.onnx_graph import build_onnx_model
-    from neuroflow.features.transform import PreprocessOptions, fit_preprocessor
-    from neuroflow.models.factory import InferenceHead
-    from neuroflow.models.mlp import MLP
-    from neuroflow.models.spec import ModelSpec
 
-    frame = load_breast_cancer(as_frame=True).frame
-    features = frame.drop(columns=["target"])
-    pre = fit_preprocessor(
-        features,
-        frame["target"],
-        numeric=list(features.columns),
-        categorical=[],
-        options=PreprocessOptions(),
-        classification=True,
-    )
-    spec = ModelSpec("mlp", "binary", pre.output_dim, 2, hidden=[32, 16], classes=[0, 1])
-    torch.manual_seed(0)
-    head = InferenceHead(MLP(spec.input_dim, 2, spec.hidden), spec).eval()
+    features, pre, spec, head = breast_cancer_model(epochs=0)
     model = build_onnx_model(pre, head, spec)
     # 1024+ rows: resample the 569 real rows.
     rows = features.sample(n=2048, replace=True, random_state=0).reset_index(drop=True)
@@ -106,12 +77,6 @@ def _register(model: Any, example: Any, uri: str) -> None:
     )
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _payload(frame: Any) -> bytes:
     body = {"dataframe_split": {"columns": list(frame.columns), "data": frame.values.tolist()}}
     return json.dumps(body).encode()
@@ -130,11 +95,11 @@ def run(smoke: bool) -> dict[str, Any]:
 
     # In-process onnxruntime, the floor for any server.
     feeds_one, feeds_batch = scorer.feeds_from_frame(one), scorer.feeds_from_frame(batch)
-    ort_single = _timed(lambda: scorer.run(feeds_one), n_single * 5, warmup)
-    ort_batch = _timed(lambda: scorer.run(feeds_batch), n_batch * 5, warmup // 5 + 1)
+    ort_single = call_seconds(lambda: scorer.run(feeds_one), n_single * 5, warmup)
+    ort_batch = call_seconds(lambda: scorer.run(feeds_batch), n_batch * 5, warmup // 5 + 1)
     body_one, body_batch = _payload(one), _payload(batch)
     served = ServedModel(scorer, NAME, "0", "")
-    request_path = _timed(
+    request_path = call_seconds(
         lambda: scorer.run(parse_request(body_one, "application/json", served).feeds),
         n_single,
         warmup,
@@ -145,7 +110,7 @@ def run(smoke: bool) -> dict[str, Any]:
         uri = f"sqlite:///{root / 'mlflow.db'}"
         _register(model, rows.head(5), uri)
         (root / "params.yaml").write_text(f"registry:\n  model_name: {NAME}\n")
-        port = _free_port()
+        port = free_port()
         env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
         env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
         log = (root / "serve.log").open("w")
@@ -175,15 +140,10 @@ def run(smoke: bool) -> dict[str, Any]:
                     response = client.post("/invocations", content=body, headers=headers)
                     response.raise_for_status()
 
-                http_single = _timed(lambda: post(body_one), n_single, warmup)
-                http_batch = _timed(lambda: post(body_batch), n_batch, max(2, warmup // 10))
+                http_single = call_seconds(lambda: post(body_one), n_single, warmup)
+                http_batch = call_seconds(lambda: post(body_batch), n_batch, max(2, warmup // 10))
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_process(proc, timeout=10)
             log.close()
 
     def rows_per_s(samples: list[float]) -> float:
@@ -192,7 +152,7 @@ def run(smoke: bool) -> dict[str, Any]:
     return {
         "benchmark": "serving",
         "smoke": smoke,
-        "model": "breast-cancer raw rows (30 numeric inputs) → MLP [32, 16], ONNX, CPU",
+        "model": "breast-cancer raw rows (30 numeric inputs) → MLP [32, 16] tanh, ONNX, CPU",
         "requests": {"batch1": n_single, "batch1024": n_batch, "warmup": warmup},
         "cpu_count": os.cpu_count(),
         "http": {

@@ -11,6 +11,7 @@ import logging
 import os
 import platform
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -171,6 +172,69 @@ def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
     started = time.perf_counter()
     value = fn()
     return time.perf_counter() - started, value
+
+
+def call_seconds(fn: Callable[[], Any], calls: int, warmup: int = 0) -> list[float]:
+    """Seconds of each of `calls` calls of `fn`, after `warmup` untimed ones."""
+    for _ in range(warmup):
+        fn()
+    return [timed(fn)[0] for _ in range(calls)]
+
+
+def free_port() -> int:
+    """A free TCP port on loopback (the servers measured or tested bind 127.0.0.1 only)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def stop_process(proc: subprocess.Popen[Any], timeout: float) -> None:
+    """Stop a process started here, by its PID: SIGTERM, SIGKILL after `timeout` seconds."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def breast_cancer_model(epochs: int) -> tuple[Any, Any, Any, Any]:
+    """The default params' model on the bundled breast-cancer rows, as the export stage builds
+    it: (raw feature frame, preprocessor fitted on those rows, spec, inference head).
+
+    The network (30 → 32 → 16 → 2, tanh, dropout 0.1) trains `epochs` epochs on the same rows;
+    with 0 it keeps its seeded initial weights.
+    """
+    import numpy as np
+    import torch
+    from sklearn.datasets import load_breast_cancer
+
+    from neuroflow.features.transform import fit_preprocessor
+    from neuroflow.models.factory import InferenceHead, build_model
+    from neuroflow.models.spec import ModelSpec
+    from neuroflow.training.engine import TensorSplits, TrainSettings, fit
+
+    frame = load_breast_cancer(as_frame=True).frame
+    features = frame.drop(columns=["target"])
+    target = frame["target"]
+    pre = fit_preprocessor(features, target, numeric=list(features.columns), classification=True)
+    spec = ModelSpec(
+        type="mlp",
+        task="binary",
+        input_dim=pre.output_dim,
+        output_dim=2,
+        hidden=[32, 16],
+        activation="tanh",
+        dropout=0.1,
+        classes=[0, 1],
+    )
+    torch.manual_seed(0)
+    network = build_model(spec)
+    if epochs:
+        x = torch.from_numpy(pre.transform(features))
+        y = torch.from_numpy(target.to_numpy().astype(np.int64))
+        fit(network, TensorSplits(x, y, x, y), TrainSettings(epochs=epochs, device="cpu"))
+    return features, pre, spec, InferenceHead(network, spec).eval()
 
 
 # Pipeline outputs and stores a checkout may hold untracked: a fresh clone has none of them.

@@ -6,7 +6,6 @@ import hashlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,8 @@ import yaml
 
 # What a fresh clone holds, as a new git repo: the one copy, shared with the benchmarks.
 from benchmarks.common import copy_project as copy_project
+from benchmarks.common import free_port as free_port  # procs.py and tests import it from here
+from benchmarks.common import stop_process
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -131,13 +132,6 @@ def pipeline_done(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return mine
 
 
-def free_port() -> int:
-    """A free TCP port on loopback (servers under test bind 127.0.0.1 only)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextmanager
 def mlflow_server(
     backend_uri: str, artifacts: Path, log_path: Path, *, workers: int = 1
@@ -219,9 +213,4 @@ def neuroflow_server(root: Path, *args: str, log_name: str = "serve.log") -> Ite
                 time.sleep(0.2)
             yield url
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_process(proc, timeout=15)

@@ -11,7 +11,7 @@ import torch
 
 from neuroflow.config import ExportConfig
 from neuroflow.export.onnx_graph import Parity, build_onnx_model, parity, run_onnx
-from neuroflow.features.transform import FittedPreprocessor, PreprocessOptions, fit_preprocessor
+from neuroflow.features.transform import FittedPreprocessor, fit_preprocessor
 from neuroflow.models.factory import InferenceHead
 from neuroflow.models.mlp import MLP
 from neuroflow.models.spec import ModelSpec
@@ -31,14 +31,7 @@ def body_mass_model() -> tuple[FittedPreprocessor, InferenceHead, ModelSpec]:
     """A regression head whose predictions are body masses in grams (about 2,700-6,300)."""
     frame = grams(200, 0)
     target = pd.Series(np.random.default_rng(1).normal(4200, 800, len(frame)))
-    pre = fit_preprocessor(
-        frame,
-        target,
-        numeric=NUMERIC,
-        categorical=[],
-        options=PreprocessOptions(),
-        classification=False,
-    )
+    pre = fit_preprocessor(frame, target, numeric=NUMERIC, classification=False)
     spec = ModelSpec(
         type="mlp",
         task="regression",

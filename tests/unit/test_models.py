@@ -71,14 +71,8 @@ def _case(model_type: str, task: str, modality: str, extra: dict) -> tuple:
         shape = [frame.shape[1], 1]
     else:
         frame = _tabular()
-        pre = fit_preprocessor(
-            frame,
-            pd.Series(np.zeros(len(frame))),
-            numeric=list(frame.columns),
-            categorical=[],
-            options=PreprocessOptions(),
-            classification=False,
-        )
+        target = pd.Series(np.zeros(len(frame)))
+        pre = fit_preprocessor(frame, target, numeric=list(frame.columns), classification=False)
         shape = [frame.shape[1]]
     x = pre.transform(frame)
     n_out = {"binary": 2, "multiclass": 3, "anomaly": x.shape[1]}.get(task, 1)

@@ -37,14 +37,11 @@ def fit_image_preprocessor(
     """`global`: every pixel divided by the train maximum (keeps 0 = background, so shifted
     copies stay valid); `per_pixel`: the tabular per-column scaling in `options.scale`."""
     if mode == "per_pixel":
-        return fit_preprocessor(
-            frame, y, numeric=pixels, categorical=[], options=options, classification=True
-        )
+        return fit_preprocessor(frame, y, numeric=pixels, options=options, classification=True)
     base = fit_preprocessor(
         frame,
         y,
         numeric=pixels,
-        categorical=[],
         options=replace(options, scale="none", select="none", pca=0, impute_numeric="zero"),
         classification=True,
     )

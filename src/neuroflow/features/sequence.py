@@ -22,7 +22,6 @@ def fit_sequence_preprocessor(
         frame,
         y,
         numeric=lags,
-        categorical=[],
         options=replace(options, scale="none", select="none", pca=0),
         classification=False,
     )

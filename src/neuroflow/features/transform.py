@@ -145,11 +145,14 @@ def fit_preprocessor(
     target: pd.Series,
     *,
     numeric: list[str],
-    categorical: list[str],
-    options: PreprocessOptions,
+    categorical: list[str] | None = None,
+    options: PreprocessOptions | None = None,
     classification: bool,
 ) -> FittedPreprocessor:
-    """Fit every step on the training rows only."""
+    """Fit every step on the training rows only; no categorical columns and default options
+    unless given."""
+    categorical = [] if categorical is None else categorical
+    options = PreprocessOptions() if options is None else options
     impute = _impute_values(frame, numeric, options.impute_numeric)
     categories: dict[str, list[str]] = {}
     names = list(numeric)
