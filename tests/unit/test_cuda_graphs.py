@@ -202,9 +202,11 @@ class _Cuda:
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.capturing = False
         self.graphs: list[_Graph] = []
+        self.set_streams: list[object] = []
         stream = _Stream()
         monkeypatch.setattr(torch.cuda, "Stream", lambda: stream)
         monkeypatch.setattr(torch.cuda, "current_stream", lambda: stream)
+        monkeypatch.setattr(torch.cuda, "set_stream", self.set_streams.append)
         monkeypatch.setattr(torch.cuda, "stream", lambda _: contextlib.nullcontext())
         monkeypatch.setattr(torch.cuda, "CUDAGraph", self._new_graph)
         monkeypatch.setattr(torch.cuda, "graph", self._capture)
@@ -300,6 +302,7 @@ def test_a_step_that_cannot_be_captured_trains_eagerly_under_auto(
     # Warm-up, the failed capture, its batch trained eagerly, then the last two steps.
     assert len(recorder.calls) == 3 + 1 + 1 + 2
     assert cuda.graphs[0].replays == 0
+    assert len(cuda.set_streams) == 1  # the stream current before the capture is current again
     assert step._optimizer.param_groups[0]["lr"] == 1e-3  # restored after the failure
 
 

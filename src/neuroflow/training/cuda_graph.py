@@ -197,9 +197,12 @@ class GraphedStep:
         self._lr_values = [float(group["lr"]) for group in groups]
         self._lrs = [torch.tensor(lr, device=xb.device) for lr in self._lr_values]
         graph = torch.cuda.CUDAGraph()
+        current = torch.cuda.current_stream()
         try:
             self._loss = self._record(graph)
         except Exception as exc:  # torch raises several types for a capture-unsafe operation
+            # A capture that fails to end leaves its stream current (torch.cuda.graph's exit).
+            torch.cuda.set_stream(current)
             return self._give_up(exc, xb, yb)
         self._graph = graph
         log.info("cuda graphs: the training step is captured (batch of %d rows)", len(xb))
