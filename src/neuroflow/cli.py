@@ -281,15 +281,16 @@ def show_metrics(params: ParamsOpt = Path("params.yaml")) -> None:
         if not paths.metrics.exists():
             raise fail(f"{paths.metrics} not found: run the pipeline first (`make run`)", 1)
         metrics = read_json(paths.metrics)
-        table = Table(title=f"test metrics (MLflow run {metrics.get('mlflow_run_id', '?')})")
+        registration = read_json(paths.registration) if paths.registration.exists() else {}
+        table = Table(title=f"test metrics (MLflow run {registration.get('run_id', '?')})")
         table.add_column("metric")
         table.add_column("value", justify="right")
         for key, value in metrics.get("test", {}).items():
             table.add_row(key, "n/a" if value is None else f"{value:.4f}")
         Console().print(table)
-        if paths.registration.exists():
-            reg = read_json(paths.registration)
-            Console().print(f"registered: {reg['model_uri']} @{reg['alias']}")
+        if registration:
+            alias = registration["alias"]
+            Console().print(f"registered: {registration['model_uri']} @{alias}")
 
     guarded(go)
 

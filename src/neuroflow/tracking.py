@@ -1,11 +1,15 @@
 """MLflow tracking for the pipeline: one run spans train → evaluate → export.
 
-`train` opens the run and writes its id to `artifacts/run.json` (a DVC out); `export` logs
-evaluate's results and the model into the same run (evaluate itself writes files only). Every
-run carries its lineage: git revision, the data hashes from dvc.lock, all resolved params, and
-the device / CUDA / torch versions; and what the MLflow UI shows: a run named after its DVC
-experiment, MLflow's standard source/user tags, the splits as dataset inputs, and the Prefect
-flow run that started it.
+`train` does not talk to MLflow: it writes the run's record (params, tags, lineage, datasets,
+per-epoch metrics, artifact files) to `artifacts/run.json`, a DVC out, and `export`, which
+opens the store anyway to register the model, logs that record as the run in one batch
+(`log_record`), then evaluate's results and the model. MLflow is imported once per pipeline
+run, not twice (~3 s of a train stage that itself trains in ~2 s). The record carries a
+`run_key`, tagged on the MLflow run as `neuroflow.run_key`; a failed train logs its record at
+once as a FAILED run. Every run carries its lineage: git revision, the data hashes from
+dvc.lock, all resolved params, and the device / CUDA / torch versions; and what the MLflow UI
+shows: a run named after its DVC experiment, MLflow's standard source/user tags, the splits as
+dataset inputs, and the Prefect flow run that started it.
 """
 
 from __future__ import annotations
@@ -216,7 +220,19 @@ def _run_note(note: str, flow_run: dict[str, str]) -> str:
     return "\n\n".join(lines)
 
 
-def start_run(
+# MLflow's standard tag names (mlflow.utils.mlflow_tags), spelled here so that building a run
+# record does not import MLflow; tests/unit/test_tracking_limits.py checks they still agree.
+MLFLOW_SOURCE_NAME = "mlflow.source.name"
+MLFLOW_SOURCE_TYPE = "mlflow.source.type"
+MLFLOW_USER = "mlflow.user"
+MLFLOW_GIT_COMMIT = "mlflow.source.git.commit"
+MLFLOW_RUN_NOTE = "mlflow.note.content"
+RUN_KEY_TAG = "neuroflow.run_key"
+# Set last when a record is logged: a run found by its key without it was cut off mid-way.
+_RECORD_LOGGED_TAG = "neuroflow.record_logged"
+
+
+def new_record(
     root: Path,
     *,
     experiment: str,
@@ -225,46 +241,90 @@ def start_run(
     tags: dict[str, str],
     source: str = "neuroflow",
     note: str = "",
-) -> str:
-    """Create the run with its lineage and MLflow's standard tags (the UI's Source, Version
-    and User columns); `source` is what ran it (e.g. `dvc.yaml:train`). The run's description
-    is `note` plus the DVC experiment and Prefect flow run behind it."""
-    from mlflow.entities import Param
-    from mlflow.utils.mlflow_tags import (
-        MLFLOW_GIT_COMMIT,
-        MLFLOW_RUN_NOTE,
-        MLFLOW_SOURCE_NAME,
-        MLFLOW_SOURCE_TYPE,
-        MLFLOW_USER,
-    )
+) -> dict[str, Any]:
+    """A run's record, built without MLflow: its lineage and MLflow's standard tags (the UI's
+    Source, Version and User columns); `source` is what ran it (e.g. `dvc.yaml:train`). The
+    run's description is `note` plus the DVC experiment and Prefect flow run behind it.
+    `log_record` turns it into the MLflow run."""
+    import uuid
+
+    revision = git_revision(root)
+    standard = {MLFLOW_SOURCE_NAME: source, MLFLOW_SOURCE_TYPE: "LOCAL", MLFLOW_USER: _os_user()}
+    if revision["git.revision"] != "unknown":
+        standard[MLFLOW_GIT_COMMIT] = revision["git.revision"]
+    flow_run = prefect_tags()
+    standard[MLFLOW_RUN_NOTE] = _run_note(note, flow_run)
+    run_key = uuid.uuid4().hex
+    return {
+        "run_key": run_key,
+        "experiment": experiment,
+        "run_name": run_name,
+        "start_time": now_ms(),
+        "params": {k: v[:6000] for k, v in sorted(params.items())},
+        "tags": {
+            **revision,
+            **dvc_data_hashes(root),
+            **standard,
+            **flow_run,
+            **tags,
+            RUN_KEY_TAG: run_key,
+        },
+        "datasets": [],  # [context, file relative to root, md5]
+        "metrics": [],  # [key, value, step]
+        "artifacts": [],  # [file relative to root, artifact folder]
+    }
+
+
+def log_record(root: Path, record: dict[str, Any], status: str | None = None) -> str:
+    """The MLflow run of a record written by `new_record`: created with the record's start
+    time, params, tags, datasets, metrics and artifacts, in batches; its run id. A run already
+    logged from this record (an export run again) is reused, not duplicated. `status` (e.g.
+    FAILED) also ends the run."""
+    from mlflow.entities import Param, RunTag
 
     mlc = client(root)
     with reachable(tracking_uri(root)):
-        exp_id = experiment_id(mlc, experiment)
-        revision = git_revision(root)
-        standard = {
-            MLFLOW_SOURCE_NAME: source,
-            MLFLOW_SOURCE_TYPE: "LOCAL",
-            MLFLOW_USER: _os_user(),
-        }
-        if revision["git.revision"] != "unknown":
-            standard[MLFLOW_GIT_COMMIT] = revision["git.revision"]
-        flow_run = prefect_tags()
-        standard[MLFLOW_RUN_NOTE] = _run_note(note, flow_run)
-        all_tags = {**revision, **dvc_data_hashes(root), **standard, **flow_run, **tags}
-        run = retry_locked(mlc.create_run, exp_id, run_name=run_name, tags=all_tags)
-        run_id = run.info.run_id
-        param_list = [Param(k, v[:6000]) for k, v in sorted(params.items())]
-        for chunk in _chunks(param_list, 100):
-            retry_locked(mlc.log_batch, run_id, params=chunk)
-        lock = root / "dvc.lock"
-        if lock.exists():
-            mlc.log_artifact(run_id, str(lock), "lineage")
+        exp_id = experiment_id(mlc, record["experiment"])
+        found = retry_locked(
+            mlc.search_runs,
+            [exp_id],
+            filter_string=f"tags.`{RUN_KEY_TAG}` = '{record['run_key']}'",
+            max_results=1,
+        )
+        if found and found[0].data.tags.get(_RECORD_LOGGED_TAG) == "true":
+            run_id = str(found[0].info.run_id)
+        else:
+            if found:
+                run_id = str(found[0].info.run_id)
+            else:
+                run = retry_locked(
+                    mlc.create_run,
+                    exp_id,
+                    start_time=record["start_time"],
+                    run_name=record["run_name"],
+                    tags=record["tags"],
+                )
+                run_id = str(run.info.run_id)
+            params = [Param(k, v) for k, v in record["params"].items()]
+            for chunk in _chunks(params, 100):
+                retry_locked(mlc.log_batch, run_id, params=chunk)
+            lock = root / "dvc.lock"
+            if lock.exists():
+                retry_locked(mlc.log_artifact, run_id, str(lock), "lineage")
+            _log_inputs(mlc, root, run_id, record["datasets"])
+            when = int(record.get("end_time") or now_ms())
+            _log_rows(mlc, run_id, [tuple(row) for row in record["metrics"]], when)
+            for path, folder in record["artifacts"]:
+                retry_locked(mlc.log_artifact, run_id, str(root / path), folder)
+            done = [RunTag(_RECORD_LOGGED_TAG, "true")]
+            retry_locked(mlc.log_batch, run_id, tags=done)
+        if status is not None:
+            retry_locked(mlc.set_terminated, run_id, status=status)
     return run_id
 
 
-def log_datasets(root: Path, run_id: str, splits: list[tuple[str, Path, str]]) -> None:
-    """Log data splits as the run's dataset inputs: (context, file, md5) each.
+def _log_inputs(mlc: MlflowClient, root: Path, run_id: str, splits: list[list[str]]) -> None:
+    """Log data splits as the run's dataset inputs: [context, file, md5] each.
 
     The digest is the file's DVC hash (the md5 in dvc.lock), the profile its shape read from
     the safetensors header: no table is loaded or profiled.
@@ -274,13 +334,11 @@ def log_datasets(root: Path, run_id: str, splits: list[tuple[str, Path, str]]) -
     from safetensors import safe_open
 
     inputs = []
-    for context, path, md5 in splits:
-        with safe_open(str(path), framework="numpy") as f:
+    for context, relative, md5 in splits:
+        with safe_open(str(root / relative), framework="numpy") as f:
             shape = f.get_slice("x").get_shape()
-        # Not resolved: a DVC cache link (cache.type symlink) points outside the repo.
-        relative = path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
         dataset = Dataset(
-            name=path.stem,
+            name=Path(relative).stem,
             digest=md5,
             source_type="local",
             source=json.dumps({"uri": relative}),
@@ -289,9 +347,15 @@ def log_datasets(root: Path, run_id: str, splits: list[tuple[str, Path, str]]) -
             ),
         )
         inputs.append(DatasetInput(dataset, [InputTag(MLFLOW_DATASET_CONTEXT, context)]))
-    mlc = client(root)
-    with reachable(tracking_uri(root)):
+    if inputs:
         retry_locked(mlc.log_inputs, run_id, datasets=inputs)
+
+
+def dataset_entry(root: Path, context: str, path: Path, md5: str) -> list[str]:
+    """A record's dataset input; the path is kept as given, not resolved (a DVC cache link,
+    cache.type symlink, points outside the repo)."""
+    relative = path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
+    return [context, relative, md5]
 
 
 def experiment_id(mlc: MlflowClient, name: str) -> str:
@@ -311,18 +375,22 @@ def experiment_id(mlc: MlflowClient, name: str) -> str:
         return str(exp.experiment_id)
 
 
-def log_metrics(root: Path, run_id: str, rows: list[tuple[str, float, int]]) -> None:
+def _log_rows(mlc: MlflowClient, run_id: str, rows: list[tuple[Any, ...]], when_ms: int) -> None:
     """(key, value, step) rows in batches of 1000: one call, not one per value."""
     import math
 
     from mlflow.entities import Metric
 
+    metrics = [Metric(k, float(v), when_ms, s) for k, v, s in rows if math.isfinite(float(v))]
+    for chunk in _chunks(metrics, 1000):
+        retry_locked(mlc.log_batch, run_id, metrics=chunk)
+
+
+def log_metrics(root: Path, run_id: str, rows: list[tuple[str, float, int]]) -> None:
+    """(key, value, step) rows into the run, in batches."""
     mlc = client(root)
-    now = int(time.time() * 1000)
-    metrics = [Metric(k, float(v), now, s) for k, v, s in rows if math.isfinite(float(v))]
     with reachable(tracking_uri(root)):
-        for chunk in _chunks(metrics, 1000):
-            retry_locked(mlc.log_batch, run_id, metrics=chunk)
+        _log_rows(mlc, run_id, list(rows), int(time.time() * 1000))
 
 
 def log_artifacts(root: Path, run_id: str, files: list[Path], artifact_path: str) -> None:
@@ -345,7 +413,9 @@ def record_evaluation(root: Path, run_id: str, metrics_file: Path, report_dir: P
     log_artifacts(root, run_id, [metrics_file], "metrics")
     test = Paths(root).processed_split("test")
     if test.is_file():
-        log_datasets(root, run_id, [("testing", test, file_md5(test))])
+        mlc = client(root)
+        with reachable(tracking_uri(root)):
+            _log_inputs(mlc, root, run_id, [dataset_entry(root, "testing", test, file_md5(test))])
 
 
 def _card_summary(card: str) -> str:
@@ -370,8 +440,6 @@ def _fit(text: str) -> str:
 def describe_model(root: Path, params: Params, version: str, card: str, data_source: str) -> None:
     """What the MLflow UI shows beside the runs: the experiment's and the registered model's
     description (from the model card; the version gets the whole card) and tags."""
-    from mlflow.utils.mlflow_tags import MLFLOW_RUN_NOTE  # the experiments' description too
-
     metric = params.promotion.metric_for(params.task)
     tags = {"task": params.task, "metric": metric, "data_source": data_source}
     summary, card = _fit(_card_summary(card)), _fit(card)
@@ -401,26 +469,17 @@ def finish_run(root: Path, run_id: str, status: str = "FINISHED") -> None:
         retry_locked(mlc.set_terminated, run_id, status=status)
 
 
-def close_interrupted(root: Path, run_id: str) -> bool:
-    """Mark a run that a killed process left RUNNING as KILLED; True if it was one."""
-    from mlflow.exceptions import MlflowException
-
-    mlc = client(root)
-    with reachable(tracking_uri(root)):
-        try:
-            status = retry_locked(mlc.get_run, run_id).info.status
-        except MlflowException:  # deleted, or another store: nothing to close
-            return False
-        if status != "RUNNING":
-            return False
-        retry_locked(mlc.set_terminated, run_id, status="KILLED")
-    log.warning("run %s was interrupted (left RUNNING): marked KILLED", run_id)
-    return True
+def now_ms() -> int:
+    return int(time.time() * 1000)
 
 
-def save_run_info(path: Path, run_id: str, experiment: str) -> None:
-    write_json(path, {"run_id": run_id, "experiment": experiment})
+def save_record(path: Path, record: dict[str, Any]) -> None:
+    write_json(path, record)
 
 
-def load_run_id(path: Path) -> str:
-    return str(read_json(path)["run_id"])
+def load_record(path: Path) -> dict[str, Any]:
+    return dict(read_json(path))
+
+
+def load_run_key(path: Path) -> str:
+    return str(read_json(path)["run_key"])

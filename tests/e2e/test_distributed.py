@@ -30,7 +30,10 @@ def test_two_gloo_ranks_train_like_one_process(project: Path) -> None:
     assert (summary["world_size"], summary["backend"]) == (2, "gloo")
     assert summary["epochs_run"] == 12
 
-    # Rank 0 alone tracked: one new MLflow run (not two), tagged with the world size.
+    # Rank 0 alone recorded the run; export logs it: one new MLflow run (not two), tagged with
+    # the world size.
+    run(project, "neuroflow", "evaluate")
+    run(project, "neuroflow", "export")
     client = MlflowClient(
         tracking_uri=f"sqlite:///{project / 'mlflow.db'}",
         registry_uri=f"sqlite:///{project / 'mlflow.db'}",
@@ -41,10 +44,11 @@ def test_two_gloo_ranks_train_like_one_process(project: Path) -> None:
     assert len(runs) == 2
     assert "train.world_size" not in runs[0].data.tags
     assert runs[1].data.tags["train.world_size"] == "2"
-    run_info = json.loads((project / "artifacts" / "run.json").read_text())
-    assert run_info["run_id"] == runs[1].info.run_id
+    registration = json.loads((project / "artifacts" / "export" / "registration.json").read_text())
+    assert registration["run_id"] == runs[1].info.run_id
+    run_key = json.loads((project / "artifacts" / "run.json").read_text())["run_key"]
+    assert runs[1].data.tags["neuroflow.run_key"] == run_key
 
-    run(project, "neuroflow", "evaluate")
     ddp = json.loads(metrics.read_text())["test"]["accuracy"]
     assert abs(ddp - single) <= ACCURACY_TOLERANCE, (single, ddp)
     assert ddp >= 0.9

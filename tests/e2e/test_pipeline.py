@@ -26,7 +26,7 @@ def test_outputs_metrics_and_plots(pipeline_done: Path) -> None:
     for key in ("accuracy", "precision_macro", "recall_macro", "f1_macro", "roc_auc", "log_loss"):
         assert 0 <= metrics["test"][key] <= (1 if key != "log_loss" else 10)
     assert set(metrics["per_class"]) == {"0", "1"}
-    assert len(metrics["mlflow_run_id"]) == 32
+    assert len(metrics["run_key"]) == 32
     for rel in (
         "data/raw/train.parquet",
         "data/raw/schema.json",
@@ -52,9 +52,12 @@ def test_outputs_metrics_and_plots(pipeline_done: Path) -> None:
 
 def test_mlflow_run_carries_lineage_params_and_history(pipeline_done: Path) -> None:
     root = pipeline_done
-    run_id = json.loads((root / "artifacts/metrics.json").read_text())["mlflow_run_id"]
+    run_id = json.loads((root / "artifacts/export/registration.json").read_text())["run_id"]
     mlc = mlflow_client(root)
     data = mlc.get_run(run_id).data
+    # The run is the one train recorded (export logged it): DVC's metrics carry its key.
+    run_key = json.loads((root / "artifacts/metrics.json").read_text())["run_key"]
+    assert data.tags["neuroflow.run_key"] == run_key
     assert data.tags["git.revision"] != "unknown"
     assert any(k.startswith("dvc.ingest.data/raw") for k in data.tags)
     for key in ("env.torch", "env.device", "env.cuda", "env.cudnn"):

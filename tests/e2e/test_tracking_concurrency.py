@@ -37,13 +37,14 @@ except MlflowException as exc:
     if "RESOURCE_ALREADY_EXISTS" not in str(exc.error_code):
         raise
 for r in range(runs):
-    run_id = tracking.start_run(
+    # What the pipeline does: train writes a record, export logs it as the run in one go.
+    record = tracking.new_record(
         root, experiment="concurrency", run_name=f"w{worker}-r{r}",
         params={"worker": str(worker), "run": str(r)}, tags={"concurrency.worker": str(worker)},
     )
-    tracking.log_metrics(root, run_id, [("loss", 1.0 / (s + 1), s) for s in range(steps)])
-    tracking.log_artifacts(root, run_id, [note], "model")
-    tracking.finish_run(root, run_id)
+    record["metrics"] = [["loss", 1.0 / (s + 1), s] for s in range(steps)]
+    record["artifacts"] = [[note.name, "model"]]
+    run_id = tracking.log_record(root, record, status="FINISHED")
     artifact_uri = mlc.get_run(run_id).info.artifact_uri
     tracking.retry_locked(
         mlc.create_model_version, model, f"{artifact_uri}/model", run_id=run_id

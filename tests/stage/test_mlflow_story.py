@@ -39,7 +39,7 @@ def head(root: Path) -> str:
 
 
 def run_id_of(root: Path) -> str:
-    return str(json.loads((root / "artifacts/run.json").read_text())["run_id"])
+    return str(json.loads((root / "artifacts/export/registration.json").read_text())["run_id"])
 
 
 def lock_md5(root: Path, stage: str, path: str) -> str:

@@ -26,7 +26,7 @@ def test_forced_retrain_after_a_finished_run_trains_from_the_seed(
     pipeline_done: Path, tmp_path: Path
 ) -> None:
     root = Path(shutil.copytree(pipeline_done, tmp_path / "project", symlinks=True))
-    first_run = read(root, "artifacts/run.json")["run_id"]
+    first_run = read(root, "artifacts/run.json")["run_key"]
     first_summary = read(root, "artifacts/train_summary.json")
     first_weights = (root / "artifacts/model/model.safetensors").read_bytes()
     # The finished run left its final checkpoint, marked as finished.
@@ -47,7 +47,7 @@ def test_forced_retrain_after_a_finished_run_trains_from_the_seed(
     assert summary["samples_per_second"] > 0
     # Same seed, same data, deterministic CPU: the first run's weights, bit for bit.
     assert (root / "artifacts/model/model.safetensors").read_bytes() == first_weights
-    second_run = read(root, "artifacts/run.json")["run_id"]
+    second_run = read(root, "artifacts/run.json")["run_key"]
     assert second_run != first_run
     assert read(root, "artifacts/checkpoints/run.json") == {
         "run_id": second_run,

@@ -20,7 +20,7 @@ def _rev(name: str, lr: float, accuracy: float) -> dict[str, Any]:
             "metrics": {
                 "artifacts/metrics.json": {
                     "data": {
-                        "mlflow_run_id": f"run-{name}",
+                        "run_key": f"run-{name}",
                         "rows": 114,
                         "per_class": {"0": {"f1": 0.9}},
                         "test": {"accuracy": accuracy, "precision_macro": 0.95, "roc_auc": 0.99},

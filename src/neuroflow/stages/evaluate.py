@@ -60,7 +60,7 @@ def run(params: Params, paths: Paths) -> dict[str, Any]:
     test = load_tensors(paths, "test")  # forecasts also hold the seasonal-naive prediction
     output = predict(head, test["x"])
     result: dict[str, Any] = {
-        "mlflow_run_id": tracking.load_run_id(paths.run_info),
+        "run_key": tracking.load_run_key(paths.run_info),
         "rows": len(test["y"]),
     }
     plots.clear_pngs(paths.report_dir)

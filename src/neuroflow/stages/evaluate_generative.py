@@ -82,7 +82,7 @@ def run(params: Params, paths: Paths) -> dict[str, Any]:
 
     result = metric_fns.json_safe(
         {
-            "mlflow_run_id": tracking.load_run_id(paths.run_info),
+            "run_key": tracking.load_run_key(paths.run_info),
             "rows": len(x_test),
             "generated": len(fake),
             "test": test,

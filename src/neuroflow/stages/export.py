@@ -1,7 +1,8 @@
 """export: one ONNX graph from raw rows to predictions, parity-checked, registered as challenger.
 
-It also records `evaluate`'s results in the training run: this is the stage that talks to
-MLflow anyway (`tracking.record_evaluation`).
+It also logs the training run's record (`artifacts/run.json`, written by train) as the MLflow run
+and `evaluate`'s results into it: this is the stage that talks to MLflow anyway, so MLflow is
+imported once per pipeline run (`tracking.log_record`, `tracking.record_evaluation`).
 """
 
 from __future__ import annotations
@@ -75,8 +76,8 @@ def run(params: Params, paths: Paths) -> dict[str, Any]:
     from neuroflow.registry.register import content_hash, register_challenger, sha256_file
     from neuroflow.stages.preprocess import load_preprocessor
 
-    # Evaluate's results go into the run first: a failed export still leaves them recorded.
-    run_id = tracking.load_run_id(paths.run_info)
+    # The run and evaluate's results first: a failed export still leaves them recorded.
+    run_id = tracking.log_record(paths.root, tracking.load_record(paths.run_info))
     tracking.record_evaluation(paths.root, run_id, paths.metrics, paths.report_dir)
     schema = read_json(paths.schema)
     pre = load_preprocessor(paths)

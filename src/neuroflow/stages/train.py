@@ -79,19 +79,19 @@ def _fingerprint(
     return digest.hexdigest()
 
 
-def adopt_checkpoints(paths: Paths, run_id: str) -> None:
-    """Claim the checkpoint directory for `run_id`; if the previous owner was killed mid-run
-    (still RUNNING), mark it KILLED and tag `run_id` with it (the resuming run points to it)."""
-    from neuroflow import tracking
+def adopt_checkpoints(paths: Paths, record: dict[str, Any]) -> None:
+    """Claim the checkpoint directory for the record's run; if the previous owner was killed
+    mid-run (still RUNNING), the new run's record names it (the resuming run points to it)."""
     from neuroflow.training import checkpoint
 
-    previous = checkpoint.claim(paths.checkpoint_dir, run_id)
+    previous = checkpoint.claim(paths.checkpoint_dir, record["run_key"])
     if (
         previous is not None
-        and previous.run_id != run_id
-        and tracking.close_interrupted(paths.root, previous.run_id)
+        and previous.run_id != record["run_key"]
+        and previous.status == checkpoint.RUNNING
     ):
-        tracking.set_tags(paths.root, run_id, {"neuroflow.interrupted_run": previous.run_id})
+        record["tags"]["neuroflow.interrupted_run"] = previous.run_id
+        log.warning("train: run %s was interrupted (left running)", previous.run_id)
 
 
 def run(params: Params, paths: Paths) -> dict[str, Any]:
@@ -151,16 +151,18 @@ def _train(params: Params, paths: Paths, ctx: DistributedContext | None) -> dict
             "best_epoch": result.best_epoch,
             "epochs_run": len(result.history),
         }
-    run_id = _open_run(params, paths, ctx, prep, start)
+    record = _open_record(params, paths, ctx, prep, start)
     try:
         result = train_model()
-    except BaseException:
-        tracking.finish_run(paths.root, run_id, status="FAILED")
+    except Exception:
+        # A failure is worth MLflow's import: the run shows as FAILED with what it had.
+        record["end_time"] = tracking.now_ms()
+        tracking.log_record(paths.root, record, status="FAILED")
         raise
     summary = _write_model(paths, model, prep, result, ctx)
     # The model is written: the next run trains from the seed instead of resuming this one.
-    checkpoint.mark_finished(paths.checkpoint_dir, run_id)
-    _log_result(paths, run_id, result)
+    checkpoint.mark_finished(paths.checkpoint_dir, record["run_key"])
+    _record_result(paths, record, result)
     return summary
 
 
@@ -278,10 +280,11 @@ def _plan_start(
     return start
 
 
-def _open_run(
+def _open_record(
     params: Params, paths: Paths, ctx: DistributedContext | None, prep: _Prepared, start: str
-) -> str:
-    """The MLflow run: params, tags, lineage, the checkpoints' ownership and the datasets."""
+) -> dict[str, Any]:
+    """The run's record: params, tags, lineage, the checkpoints' ownership and the datasets
+    (export logs it into MLflow, see `tracking`)."""
     from neuroflow import tracking
     from neuroflow.training.device import describe_device, resolve_device
 
@@ -291,7 +294,7 @@ def _open_run(
         else {"train.world_size": str(ctx.world_size), "train.backend": ctx.backend}
     )
     device = resolve_device(prep.settings.device)
-    run_id = tracking.start_run(
+    record = tracking.new_record(
         paths.root,
         experiment=params.registry.experiment,
         run_name=tracking.run_name(paths.root, f"{params.model.type}-{params.task}"),
@@ -306,15 +309,14 @@ def _open_run(
         source="dvc.yaml:train",
         note=f"`{params.model.type}` network for the {params.task} task: {start}.",
     )
-    tracking.save_run_info(paths.run_info, run_id, params.registry.experiment)
-    adopt_checkpoints(paths, run_id)
+    adopt_checkpoints(paths, record)
     contexts = {"train": "training", "val": "validation"}
-    tracking.log_datasets(
-        paths.root,
-        run_id,
-        [(contexts[s], paths.processed_split(s), md5) for s, md5 in prep.data_md5.items()],
-    )
-    return run_id
+    record["datasets"] = [
+        tracking.dataset_entry(paths.root, contexts[s], paths.processed_split(s), md5)
+        for s, md5 in prep.data_md5.items()
+    ]
+    tracking.save_record(paths.run_info, record)
+    return record
 
 
 def _write_model(
@@ -349,24 +351,29 @@ def _write_model(
     return summary
 
 
-def _log_result(paths: Paths, run_id: str, result: FitResult) -> None:
-    """Per-epoch curves and the run's figures into MLflow, in one batch."""
+def _record_result(paths: Paths, record: dict[str, Any], result: FitResult) -> None:
+    """Per-epoch curves and the run's figures into the record (one batch for MLflow later)."""
     from neuroflow import tracking
 
-    rows: list[tuple[str, float, int]] = []
+    rows: list[list[Any]] = []
     for rec in result.history:
         row = rec.as_dict()
         for key in ("train_loss", "val_loss", "lr", "val_accuracy", "d_loss", "g_loss"):
             if key in row:
-                rows.append((key, row[key], row["epoch"]))
+                rows.append([key, row[key], row["epoch"]])
     rows += [
-        ("best_epoch", result.best_epoch, 0),
-        ("best_val_loss", result.best_val_loss, 0),
-        ("samples_per_second", result.samples_per_second, 0),
+        ["best_epoch", result.best_epoch, 0],
+        ["best_val_loss", result.best_val_loss, 0],
+        ["samples_per_second", result.samples_per_second, 0],
     ]
-    tracking.log_metrics(paths.root, run_id, rows)
-    tracking.set_tags(paths.root, run_id, {"env.train_threads": str(result.threads)})
-    tracking.log_artifacts(paths.root, run_id, [paths.model_spec, paths.history], "model")
+    record["metrics"] = rows
+    record["tags"]["env.train_threads"] = str(result.threads)
+    record["artifacts"] = [
+        [path.relative_to(paths.root).as_posix(), "model"]
+        for path in (paths.model_spec, paths.history)
+    ]
+    record["end_time"] = tracking.now_ms()
+    tracking.save_record(paths.run_info, record)
     log.info(
         "train: best epoch %d (val_loss %.4f) of %d on %s (%d threads), %.0f samples/s; run %s",
         result.best_epoch,
@@ -375,5 +382,5 @@ def _log_result(paths: Paths, run_id: str, result: FitResult) -> None:
         result.device,
         result.threads,
         result.samples_per_second,
-        run_id,
+        record["run_key"],
     )
