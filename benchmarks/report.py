@@ -380,23 +380,27 @@ def _scalars(row: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in row.items() if isinstance(v, int | float | str | bool)}
 
 
+def _goals(data: dict[str, Any]) -> str:
+    goals = data.get("goals")
+    if not isinstance(goals, dict) or not all(isinstance(g, dict) for g in goals.values()):
+        return ""
+    rows = [[k, g.get("value", ""), g.get("goal", ""), g.get("met", "")] for k, g in goals.items()]
+    return "\n" + _table(["goal", "measured", "target", "met"], rows)
+
+
 def _generic(data: dict[str, Any]) -> str:
     parts = [f"{data['note']}\n\n"] if isinstance(data.get("note"), str) else []
     table = data.get("table")
     if isinstance(table, dict) and "columns" in table and "rows" in table:
-        return "".join(parts) + _table(list(table["columns"]), list(table["rows"]))
+        parts.append(_table(list(table["columns"]), list(table["rows"])))
+        return "".join(parts) + _goals(data)
     for key, value in data.items():  # lists of records: one table each (scalar fields only)
         if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
             columns = list(dict.fromkeys(k for row in value for k in _scalars(row)))
             rows = [[_scalars(row).get(c, "") for c in columns] for row in value]
             parts.append(f"{key}:\n\n{_table(columns, rows)}\n")
-    goals = data.get("goals")
-    if isinstance(goals, dict) and all(isinstance(g, dict) for g in goals.values()):
-        rows = [
-            [k, g.get("value", ""), g.get("goal", ""), g.get("met", "")] for k, g in goals.items()
-        ]
-        parts.append(_table(["goal", "measured", "target", "met"], rows))
-    if len(parts) > (1 if parts and isinstance(data.get("note"), str) else 0):
+    parts.append(_goals(data))
+    if len([p for p in parts if p]) > (1 if parts and isinstance(data.get("note"), str) else 0):
         return "".join(parts)
     rows = [
         [k, v]
@@ -433,6 +437,7 @@ TITLES = {
     "presets": "Presets: quality bars across seeds",
     "gan": "GAN preset: generated digits rated by a trained classifier",
     "threads": "CPU training threads: one, every core, the engine's choice",
+    "pipeline_before_after": "Pipeline before/after: a cold run and the iteration loop",
 }
 
 
