@@ -29,7 +29,6 @@ def build_spec(
 ) -> ModelSpec:
     """`target_affine`: the (centre, scale) the target is trained in; by default the train
     target's mean/std (forecasts pass the series scaling, so inputs and target share units)."""
-    m = params.model
     schema = schema or {}
     center, scale = 0.0, 1.0
     if params.is_classification:
@@ -50,28 +49,14 @@ def build_spec(
     else:
         input_shape = [input_dim]
     return ModelSpec(
-        type=m.type,
+        **params.model.model_dump(),  # every `model.*` key is the spec field of the same name
         task=params.task,
         input_dim=input_dim,
         output_dim=output_dim,
-        hidden=list(m.hidden),
-        activation=m.activation,
-        dropout=m.dropout,
-        batch_norm=m.batch_norm,
-        init=m.init,
         target_center=center,
         target_scale=scale,
         classes=list(classes),
         input_shape=input_shape,
-        channels=list(m.channels),
-        kernel_size=m.kernel_size,
-        hidden_size=m.hidden_size,
-        layers=m.layers,
-        d_model=m.d_model,
-        heads=m.heads,
-        latent=m.latent,
-        gan_arch=m.gan_arch,
-        window_norm=m.window_norm,
         season=int(schema.get("season", 1)),
     )
 
