@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -314,6 +315,34 @@ def test_a_step_that_cannot_be_captured_is_an_error_under_on(
         step(*_batch(8))
     with pytest.raises(CudaGraphError, match=r"train\.cuda_graphs=on, but the training step"):
         step(*_batch(8))
+
+
+def test_fit_steps_through_the_graph_and_its_checkpoints_hold_plain_floats(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """fit's side of the captured path: every full batch goes to the graph, the record says so,
+    and a checkpoint (JSON optimiser groups) is written while a graph exists."""
+    from neuroflow.training import engine
+    from neuroflow.training.checkpoint import CHECKPOINT_NAME, load_checkpoint
+
+    cuda = _Cuda(monkeypatch)
+    plan = cuda_graph.CapturePlan(True, "capturing the training step (stand-in)")
+    monkeypatch.setattr(engine, "plan_capture", lambda *_, **__: plan)
+    settings = TrainSettings(epochs=2, batch_size=32, device="cpu", scheduler="step", step_size=1)
+    torch.manual_seed(0)
+    result = fit(build_model(SPEC), blobs(), settings, checkpoint_dir=tmp_path, fingerprint="f")
+    # 225 training rows: 7 batches of 32 an epoch (the single-row rest is dropped); 3 warm up.
+    assert result.extra["cuda_graphs"] == {
+        "mode": "auto",
+        "reason": plan.reason,
+        "captured": True,
+        "replayed_steps": 2 * 7 - 3,
+        "eager_steps": 3,
+        "failed": "",
+    }
+    assert len(cuda.graphs) == 1 and cuda.graphs[0].replays == 2 * 7 - 3  # captured once
+    saved = load_checkpoint(tmp_path / CHECKPOINT_NAME).optimizer["param_groups"][0]
+    assert saved["lr"] == pytest.approx(1e-3 * 0.5**2) and saved["capturable"] is False
 
 
 # ------------------------------------------------------------------------------- GPU
