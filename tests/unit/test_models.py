@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -48,8 +50,19 @@ CASES = [
     ("autoencoder", "anomaly", "tabular", {"hidden": [8], "latent": 2}),
 ]
 
+EACH_CASE = pytest.mark.parametrize(
+    ("model_type", "task", "modality", "extra"), CASES, ids=[f"{c[0]}-{c[1]}-{c[2]}" for c in CASES]
+)
+
+
+def _settings(task: str, **given: Any) -> TrainSettings:
+    """The task's loss and the cases' optimiser settings; epochs, device and the rest given."""
+    loss = "cross_entropy" if task in ("binary", "multiclass") else "mse"
+    return TrainSettings(batch_size=16, lr=3e-3, loss=loss, patience=100, seed=0, **given)
+
 
 def _case(model_type: str, task: str, modality: str, extra: dict) -> tuple:
+    """(raw frame, fitted preprocessor, spec, x, y, the spec's network with seeded weights)."""
     if modality == "image":
         frame = _images()
         pre = fit_image_preprocessor(
@@ -94,7 +107,8 @@ def _case(model_type: str, task: str, modality: str, extra: dict) -> tuple:
         y = torch.from_numpy(x.copy())
     else:
         y = torch.from_numpy(x[:, -1] * 0.5 + 0.1)
-    return frame, pre, spec, torch.from_numpy(x), y
+    torch.manual_seed(0)
+    return frame, pre, spec, torch.from_numpy(x), y, build_model(spec)
 
 
 def test_every_model_type_is_covered() -> None:
@@ -103,27 +117,19 @@ def test_every_model_type_is_covered() -> None:
     assert {c[0] for c in CASES} == set(MODEL_TYPES) - {"gan"}
 
 
-@pytest.mark.parametrize(
-    ("model_type", "task", "modality", "extra"), CASES, ids=[f"{c[0]}-{c[1]}-{c[2]}" for c in CASES]
-)
+@EACH_CASE
 def test_shapes_learning_and_onnx_parity(
     model_type: str, task: str, modality: str, extra: dict
 ) -> None:
-    frame, pre, spec, x, y = _case(model_type, task, modality, extra)
-    torch.manual_seed(0)
-    network = build_model(spec)
+    frame, pre, spec, x, y, network = _case(model_type, task, modality, extra)
     out = network(x)
     assert out.shape == (len(x), spec.output_dim)
     head = InferenceHead(network, spec).eval()
-    expected = (len(x), spec.output_dim) if task in ("binary", "multiclass") else (len(x),)
+    classification = task in ("binary", "multiclass")
+    expected = (len(x), spec.output_dim) if classification else (len(x),)
     assert tuple(head(x).shape) == expected
 
-    classification = task in ("binary", "multiclass")
-    loss = "cross_entropy" if classification else "mse"
-    settings = TrainSettings(
-        epochs=15, batch_size=16, lr=3e-3, loss=loss, device="cpu", patience=100, seed=0
-    )
-    result = fit(network, TensorSplits(x, y, x, y), settings)
+    result = fit(network, TensorSplits(x, y, x, y), _settings(task, epochs=15, device="cpu"))
     losses = [r.train_loss for r in result.history]
     assert min(losses[-3:]) < losses[0], losses
 
@@ -203,27 +209,13 @@ def test_initialisation_reaches_conv_layers(init: str) -> None:
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (none present)")
-@pytest.mark.parametrize(
-    ("model_type", "task", "modality", "extra"), CASES, ids=[f"{c[0]}-{c[1]}-{c[2]}" for c in CASES]
-)
+@EACH_CASE
 def test_trains_on_cuda_and_matches_cpu_inference(
     model_type: str, task: str, modality: str, extra: dict
 ) -> None:
     """Each family trains on the GPU (bf16 autocast) and its weights infer the same on CPU."""
-    _, _, spec, x, y = _case(model_type, task, modality, extra)
-    torch.manual_seed(0)
-    network = build_model(spec)
-    loss = "cross_entropy" if task in ("binary", "multiclass") else "mse"
-    settings = TrainSettings(
-        epochs=5,
-        batch_size=16,
-        lr=3e-3,
-        loss=loss,
-        device="cuda",
-        patience=100,
-        seed=0,
-        deterministic=False,
-    )
+    _, _, spec, x, y, network = _case(model_type, task, modality, extra)
+    settings = _settings(task, epochs=5, device="cuda", deterministic=False)
     result = fit(network, TensorSplits(x, y, x, y), settings)
     assert result.device.startswith("cuda")
     head = InferenceHead(network, spec).eval()
