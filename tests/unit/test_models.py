@@ -63,30 +63,19 @@ def _settings(task: str, **given: Any) -> TrainSettings:
 
 def _case(model_type: str, task: str, modality: str, extra: dict) -> tuple:
     """(raw frame, fitted preprocessor, spec, x, y, the spec's network with seeded weights)."""
+    frame = {"image": _images, "sequence": _windows, "tabular": _tabular}[modality]()
+    target = pd.Series(np.zeros(len(frame)))  # no preprocessing step here reads the target
+    columns = list(frame.columns)
     if modality == "image":
-        frame = _images()
-        pre = fit_image_preprocessor(
-            frame,
-            pd.Series(np.zeros(len(frame))),
-            list(frame.columns),
-            PreprocessOptions(),
-            "global",
-        )
+        pre = fit_image_preprocessor(frame, target, columns, PreprocessOptions(), "global")
         shape = [1, 6, 6]
     elif modality == "sequence":
-        frame = _windows()
-        pre = fit_sequence_preprocessor(
-            frame,
-            pd.Series(np.zeros(len(frame))),
-            list(frame.columns),
-            PreprocessOptions(scale="standard"),
-        )
-        shape = [frame.shape[1], 1]
+        options = PreprocessOptions(scale="standard")
+        pre = fit_sequence_preprocessor(frame, target, columns, options)
+        shape = [len(columns), 1]
     else:
-        frame = _tabular()
-        target = pd.Series(np.zeros(len(frame)))
-        pre = fit_preprocessor(frame, target, numeric=list(frame.columns), classification=False)
-        shape = [frame.shape[1]]
+        pre = fit_preprocessor(frame, target, numeric=columns, classification=False)
+        shape = [len(columns)]
     x = pre.transform(frame)
     n_out = {"binary": 2, "multiclass": 3, "anomaly": x.shape[1]}.get(task, 1)
     classes = list(range(n_out)) if task in ("binary", "multiclass") else []
@@ -192,18 +181,8 @@ def test_unknown_model_type_names_the_choices() -> None:
 
 @pytest.mark.parametrize("init", ["he", "xavier"])
 def test_initialisation_reaches_conv_layers(init: str) -> None:
-    torch.manual_seed(0)
-    spec = ModelSpec(
-        type="cnn",
-        task="multiclass",
-        input_dim=36,
-        output_dim=3,
-        input_shape=[1, 6, 6],
-        channels=[4],
-        hidden=[8],
-        init=init,
-    )
-    conv = build_model(spec).features[0]
+    cnn = {"channels": [4], "hidden": [8], "init": init}
+    conv = _case("cnn", "multiclass", "image", cnn)[-1].features[0]
     assert torch.count_nonzero(conv.bias) == 0  # biases start at zero under both schemes
 
 
