@@ -14,6 +14,10 @@ PYTEST_ARGS ?=
 # three workers, 552 s with four). Tiny models train fastest on one thread, and one thread per
 # process avoids oversubscribing the cores.
 TEST_WORKERS ?= 3
+# By group (tests/conftest.py: one per module unless a test names its own), in collection order
+# with the slow groups first: xdist's default reorder would start the many-test unit modules
+# first and leave the single long end-to-end tests for the end, one worker running alone.
+TEST_DIST := --dist loadgroup --no-loadscope-reorder
 TEST_ENV := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 
 .DEFAULT_GOAL := help
@@ -39,10 +43,10 @@ else
 endif
 
 test: $(STAMP) ## Run the whole test suite (unit, stage, end-to-end; slow included)
-	$(TEST_ENV) $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	$(TEST_ENV) $(BIN)/python -m pytest -n $(TEST_WORKERS) $(TEST_DIST) $(PYTEST_ARGS)
 
 test-fast: $(STAMP) ## Run the tests not marked slow
-	$(TEST_ENV) $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not slow" $(PYTEST_ARGS)
+	$(TEST_ENV) $(BIN)/python -m pytest -n $(TEST_WORKERS) $(TEST_DIST) -m "not slow" $(PYTEST_ARGS)
 
 lint: $(STAMP) ## ruff + mypy
 	$(BIN)/ruff check src tests pipelines benchmarks

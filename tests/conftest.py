@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +27,40 @@ from benchmarks.common import copy_project as copy_project
 from benchmarks.common import free_port as free_port  # procs.py and tests import it from here
 from benchmarks.common import stop_process
 
+from neuroflow.io import write_json, write_text
+
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 # Fast settings for tests: the real config, shrunk (few epochs, CPU, deterministic).
 FAST_TRAIN = {"epochs": 12, "patience": 5, "device": "cpu"}
+
+
+# `make test` distributes by group (pytest-xdist --dist loadgroup): a module is one group, so
+# its module-scoped fixtures run once, unless its tests name their own `xdist_group` to spread
+# a long module over the workers. Added while collecting, before xdist reads the marks.
+def pytest_itemcollected(item: pytest.Item) -> None:
+    if item.get_closest_marker("xdist_group") is None:
+        item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Groups holding slow tests first (in collection order, each kept together): the many
+    quick ones then fill the workers' gaps instead of one long test ending the run alone.
+    Among the slow, those that start from the shared pipeline run (`shared_run`) come after
+    the rest, which run while it is built."""
+
+    def group(item: pytest.Item) -> str:
+        mark = item.get_closest_marker("xdist_group")
+        return str(mark.args[0]) if mark and mark.args else item.nodeid.split("::", 1)[0]
+
+    slow = {group(item) for item in items if item.get_closest_marker("slow")}
+    shared = {group(item) for item in items if "shared_run" in getattr(item, "fixturenames", ())}
+    first = {name: index for index, name in reversed(list(enumerate(map(group, items))))}
+    items.sort(
+        key=lambda item: (group(item) not in slow, group(item) in shared, first[group(item)])
+    )
 
 
 def clean_env(root: Path, **extra: str) -> dict[str, str]:
@@ -103,33 +136,110 @@ def project(tmp_path: Path) -> Iterator[Path]:
     yield root
 
 
-@pytest.fixture(scope="session")
-def pipeline_done(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One shrunken `dvc repro` shared by read-only tests (a session-scoped project copy).
+# The default pipeline, shrunk, run once per test session (all xdist workers together) in the
+# background from the session's start: the tests that need a finished pipeline start from a copy
+# of it instead of their own cold `dvc repro`. Its environment carries a secret that no run
+# record may hold (tests/e2e/test_untrusted.py), and its log is what a user sees
+# (tests/stage/test_dvc_views.py).
+SECRET_VAR = "NEUROFLOW_TEST_SECRET"
+_SHARED = "pipeline_done"
+_SHARED_WAIT_S = 1200.0
 
-    Under xdist each worker has its own session: the first worker to get here runs the pipeline
-    once, in the run's common temp directory under a file lock, and every worker gets its own
-    copy of the result (so no two workers ever run DVC in the same checkout).
-    """
-    mine = tmp_path_factory.mktemp("shared") / "project"
-    if "PYTEST_XDIST_WORKER" not in os.environ:  # one process: build in place
-        root = copy_project(mine)
+
+@dataclass(frozen=True)
+class SharedRun:
+    """This worker's copy of the shared pipeline run, with what the run printed."""
+
+    root: Path
+    log: str  # `dvc repro`'s stdout and stderr, interleaved as on a terminal
+    secret: str  # the value of SECRET_VAR in the run's environment
+
+
+def combined(root: Path, *args: str, timeout: float = 600, **env: str) -> str:
+    """Run to success; stdout and stderr interleaved as a terminal would show them."""
+    proc = subprocess.run(
+        list(args),
+        cwd=root,
+        env=clean_env(root, **env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=timeout,
+    )
+    assert proc.returncode == 0, f"{' '.join(args)} exited {proc.returncode}\n{proc.stdout[-4000:]}"
+    return proc.stdout
+
+
+def _shared_dir(factory: pytest.TempPathFactory) -> Path:
+    """This run's temp directory common to all xdist workers (each has its own basetemp in it)."""
+    base = factory.getbasetemp()
+    return base.parent if "PYTEST_XDIST_WORKER" in os.environ else base
+
+
+def _build_shared(common: Path) -> None:
+    """Copy, shrink and `dvc repro`; then `<name>.json` (secret) or `<name>.failed` (why)."""
+    try:
+        root = copy_project(common / _SHARED)
         set_params(root, {"train": FAST_TRAIN})
-        run(root, "dvc", "repro")
-        return root
+        secret = f"s3cr3t-{uuid.uuid4().hex}"
+        log = combined(root, "dvc", "repro", timeout=_SHARED_WAIT_S, **{SECRET_VAR: secret})
+        (common / f"{_SHARED}.log").write_text(log)
+        write_json(common / f"{_SHARED}.json", {"secret": secret})
+    except Exception as exc:  # the waiting workers report it instead of timing out
+        write_text(common / f"{_SHARED}.failed", f"{type(exc).__name__}: {exc}"[-6000:])
+
+
+def _start_shared(common: Path) -> None:
+    """Start the build in a thread of the first worker to get here (non-daemon: the worker
+    does not exit half-way through a build that the others wait for)."""
     from filelock import FileLock
 
-    common = tmp_path_factory.getbasetemp().parent  # this run's directory, shared by workers
-    built, done = common / "pipeline_done", common / "pipeline_done.ok"
-    with FileLock(str(common / "pipeline_done.lock")):
-        if not done.exists():
-            shutil.rmtree(built, ignore_errors=True)  # a worker that died half-way
-            copy_project(built)
-            set_params(built, {"train": FAST_TRAIN})
-            run(built, "dvc", "repro")
-            done.touch()
-    shutil.copytree(built, mine, symlinks=True)
-    return mine
+    with FileLock(str(common / f"{_SHARED}.lock")):
+        started = common / f"{_SHARED}.pid"
+        if started.exists():
+            return
+        started.write_text(str(os.getpid()))
+    threading.Thread(target=_build_shared, args=(common,), name="shared-pipeline").start()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _shared_pipeline_started(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Start the shared run as the session starts, if any selected test needs it, so it
+    overlaps the tests that do not."""
+    if any("shared_run" in getattr(item, "fixturenames", ()) for item in request.session.items):
+        _start_shared(_shared_dir(tmp_path_factory))
+
+
+@pytest.fixture(scope="session")
+def shared_run(tmp_path_factory: pytest.TempPathFactory) -> SharedRun:
+    """One shrunken `dvc repro` of the default pipeline for the whole session; each worker
+    gets its own copy (no two workers ever run DVC in the same checkout)."""
+    common = _shared_dir(tmp_path_factory)
+    _start_shared(common)  # a no-op once started
+    done, failed = common / f"{_SHARED}.json", common / f"{_SHARED}.failed"
+    builder = int((common / f"{_SHARED}.pid").read_text())
+    deadline = time.monotonic() + _SHARED_WAIT_S
+    while not done.exists():
+        assert not failed.exists(), f"the shared pipeline run failed:\n{failed.read_text()}"
+        if builder != os.getpid():
+            try:
+                os.kill(builder, 0)
+            except ProcessLookupError:
+                pytest.fail(f"worker {builder} died while building the shared pipeline run")
+        assert time.monotonic() < deadline, "the shared pipeline run did not finish"
+        time.sleep(0.5)
+    mine = tmp_path_factory.mktemp("shared") / "project"
+    shutil.copytree(common / _SHARED, mine, symlinks=True)
+    secret = json.loads(done.read_text())["secret"]
+    return SharedRun(mine, (common / f"{_SHARED}.log").read_text(), secret)
+
+
+@pytest.fixture(scope="session")
+def pipeline_done(shared_run: SharedRun) -> Path:
+    """This worker's copy of the shared shrunken run, for read-only tests (copy it to change it)."""
+    return shared_run.root
 
 
 @contextmanager
@@ -214,3 +324,11 @@ def neuroflow_server(root: Path, *args: str, log_name: str = "serve.log") -> Ite
             yield url
         finally:
             stop_process(proc, timeout=15)
+
+
+def run_tiny_preset(root: Path, name: str, train: dict[str, Any], timeout: float) -> str:
+    """`neuroflow run-preset` in `root` of presets/NAME.yaml with `train` merged in (one CPU
+    thread); its stdout."""
+    tiny = tiny_preset(root, name, train)
+    args = ("neuroflow", "run-preset", "--file", str(tiny))
+    return run(root, *args, timeout=timeout, OMP_NUM_THREADS="1").stdout

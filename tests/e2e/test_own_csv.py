@@ -124,7 +124,10 @@ def user_rows(root: Path, target: str) -> pd.DataFrame:
     return pd.concat([rows, mars], ignore_index=True).assign(note="field notes")
 
 
-@pytest.mark.parametrize("target", list(TARGETS))
+# Each target is its own xdist group (see conftest): the three cold pipelines run side by side.
+@pytest.mark.parametrize(
+    "target", [pytest.param(t, marks=pytest.mark.xdist_group(f"own_csv_{t}")) for t in TARGETS]
+)
 def test_own_csv_start_to_finish(base: Path, tmp_path: Path, target: str) -> None:
     root = Path(shutil.copytree(base, tmp_path / "project", symlinks=True))
     task, name = configure(root, target)

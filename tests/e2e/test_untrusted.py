@@ -11,13 +11,11 @@ import shutil
 import sqlite3
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
 import pytest
-from tests.conftest import REPO, copy_project, run, set_params
+from tests.conftest import REPO, SECRET_VAR, SharedRun, run
 
-SECRET_VAR = "NEUROFLOW_TEST_SECRET"
 PICKLE_SUFFIXES = {".pkl", ".pickle", ".joblib", ".pt", ".pth", ".ckpt"}
 
 
@@ -159,12 +157,9 @@ def test_servers_bind_loopback_by_default() -> None:
 
 
 @pytest.fixture(scope="module")
-def secret_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    root = copy_project(tmp_path_factory.mktemp("untrusted") / "project")
-    set_params(root, {"train": {"epochs": 3, "patience": 3, "device": "cpu"}})
-    secret = f"s3cr3t-{uuid.uuid4().hex}"
-    run(root, "dvc", "repro", **{SECRET_VAR: secret})
-    return root, secret
+def secret_run(shared_run: SharedRun) -> tuple[Path, str]:
+    """The session's shared `dvc repro`: its environment held SECRET_VAR (see conftest)."""
+    return shared_run.root, shared_run.secret
 
 
 def _db_rows(root: Path) -> dict[str, list[tuple[object, ...]]]:

@@ -147,6 +147,8 @@ def test_the_table_lists_every_case() -> None:
     assert rows == [c.name for c in CASES]
 
 
+# The two longest cases are xdist groups of their own (see conftest): they run beside the rest.
+@pytest.mark.xdist_group("user_session_presets")
 def test_presets_in_sequence_each_start_from_the_committed_params(project: Path) -> None:
     committed_params = yaml.safe_load((project / "params.yaml").read_text())
     for name in ("forecast", "anomaly"):
@@ -162,6 +164,7 @@ def test_presets_in_sequence_each_start_from_the_committed_params(project: Path)
     assert params["task"] == "anomaly" and params["model"]["type"] == "autoencoder"
 
 
+@pytest.mark.xdist_group("user_session_failed_preset")
 def test_a_failed_preset_names_the_stage_and_leaves_the_workspace(
     project: Path, committed: tuple[Path, dict[str, str]]
 ) -> None:

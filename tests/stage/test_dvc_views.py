@@ -1,8 +1,9 @@
 """What a DVC user sees: metrics, plots, experiment comparison, stage logs, the pyfunc output.
 
-One shrunken project runs `dvc repro`, is committed, and runs two experiments; every DVC view
-is captured right then, then training runs again verbose (through DVC) and on a terminal (a
-pseudo-terminal). The tests only read what was captured, so their order does not matter.
+A copy of the session's shared shrunken `dvc repro` (its log as printed), committed, runs two
+experiments; every DVC view is captured right then, then training runs again verbose (through
+DVC) and on a terminal (a pseudo-terminal). The tests only read what was captured, so their order
+does not matter.
 """
 
 from __future__ import annotations
@@ -11,13 +12,14 @@ import json
 import os
 import re
 import select
+import shutil
 import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.conftest import FAST_TRAIN, REPO, clean_env, copy_project, run, set_params
+from tests.conftest import FAST_TRAIN, REPO, SharedRun, clean_env, combined, run
 
 from neuroflow.training.engine import PLAIN_LINES_PER_RUN
 
@@ -26,21 +28,6 @@ pytestmark = pytest.mark.slow
 STAGES = ("ingest", "validate", "preprocess", "train", "evaluate", "export")
 EPOCH_LINE = re.compile(r"epoch (\d+)/(\d+) loss=")
 TERMINAL_COLUMNS = 120
-
-
-def combined(root: Path, *args: str, **env: str) -> str:
-    """stdout and stderr interleaved as a terminal would show them (DVC and the stage logs)."""
-    proc = subprocess.run(
-        list(args),
-        cwd=root,
-        env=clean_env(root, **env),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stdout[-4000:]
-    return proc.stdout
 
 
 def in_terminal(root: Path, *args: str, timeout: float = 300) -> str:
@@ -84,16 +71,14 @@ def stage_sections(log: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def views(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    root = copy_project(tmp_path_factory.mktemp("views") / "project")
-    set_params(root, {"train": FAST_TRAIN})
-    run(root, "git", "commit", "-qam", "fast params")
-    out: dict[str, Any] = {"root": root}
-    out["repro"] = combined(root, "dvc", "repro")
+def views(shared_run: SharedRun, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    # The session's shared cold `dvc repro` (shrunken params) is this project's first run.
+    root = Path(shutil.copytree(shared_run.root, tmp_path_factory.mktemp("views") / "project"))
+    out: dict[str, Any] = {"root": root, "repro": shared_run.log}
     summary = json.loads((root / "artifacts/train_summary.json").read_text())
     out["epochs_run"] = int(summary["epochs_run"])  # the same params train as long every time
     run(root, "git", "add", "-A")
-    run(root, "git", "commit", "-qm", "pipeline run")
+    run(root, "git", "commit", "-qm", "fast params and a pipeline run")
     out["status"] = run(root, "dvc", "status").stdout
     out["tracked"] = run(root, "git", "ls-files", "artifacts/plots").stdout.split()
     out["metrics"] = json.loads(run(root, "dvc", "metrics", "show", "--json").stdout)
@@ -179,7 +164,7 @@ def test_compare_shows_changed_params_and_test_metrics_in_120_columns(
     assert {"accuracy", "f1_macro", "roc_auc", "log_loss"} <= set(header)
     assert len(table) == 4  # the baseline and two experiments
     assert {"0.003", "0.0005"} <= {row.split()[2] for row in table[1:]}
-    for noise in ("mlflow_run_id", "per_class", "seed", "artifacts/"):
+    for noise in ("run_key", "per_class", "seed", "artifacts/"):
         assert noise not in views["compare"]
     narrow = views["compare_80"].splitlines()  # transposed when rows would not fit
     assert max(map(len, narrow)) <= 80 and narrow[1].startswith("model.dropout"), narrow
