@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.conftest import copy_project, run, tiny_preset
+from tests.conftest import copy_project, run, run_tiny_preset
 
 pytestmark = pytest.mark.slow
 
@@ -25,11 +25,7 @@ TINY = {"epochs": 3, "patience": 3, "device": "cpu"}
 @pytest.fixture(scope="module")
 def gan_project(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     root = copy_project(tmp_path_factory.mktemp("gan") / "project")
-    tiny = tiny_preset(root, "gan_digits", TINY)
-    proc = run(
-        root, "neuroflow", "run-preset", "--file", str(tiny), timeout=900, OMP_NUM_THREADS="1"
-    )
-    return root, proc.stdout
+    return root, run_tiny_preset(root, "gan_digits", TINY, timeout=900)
 
 
 def test_metrics_are_the_generative_scores(gan_project: tuple[Path, str]) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from tests.conftest import copy_project, run, set_params, tiny_preset
+from tests.conftest import copy_project, run, run_tiny_preset, set_params
 
 pytestmark = pytest.mark.slow
 
@@ -24,11 +24,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def forecast_project(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     root = copy_project(tmp_path_factory.mktemp("presets") / "project")
-    tiny = tiny_preset(root, "forecast", {"epochs": 4, "patience": 4})
-    proc = run(
-        root, "neuroflow", "run-preset", "--file", str(tiny), timeout=600, OMP_NUM_THREADS="1"
-    )
-    return root, proc.stdout
+    return root, run_tiny_preset(root, "forecast", {"epochs": 4, "patience": 4}, timeout=600)
 
 
 def test_preset_runs_as_a_dvc_experiment(forecast_project: tuple[Path, str]) -> None:
