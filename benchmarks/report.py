@@ -339,25 +339,21 @@ def _inference(data: dict[str, Any]) -> str:
 def _experiments(data: dict[str, Any]) -> str:
     """Measured options for the engine that were not adopted (and why)."""
     cpu, gpu = data.get("cpu_torch_compile", {}), data.get("gpu_cuda_graph", {})
+    nan = float("nan")
+    variants = [  # (device, its measurements, the variant measured beside eager, its key)
+        ("CPU", cpu, "CPU torch.compile", "compiled_samples_per_s"),
+        ("GPU", gpu, "GPU whole step in one CUDA graph", "cuda_graph_samples_per_s"),
+    ]
+    notes = {
+        "CPU": f"compile {cpu.get('compile_seconds', nan):.0f} s",
+        "GPU": f"val acc {gpu.get('cuda_graph_val_acc', nan) * 100:.2f} %",
+    }
     rows = []
-    if cpu:
-        rows.append(["CPU eager, fused Adam", median_of(cpu.get("eager_fused_samples_per_s")), ""])
-        rows.append(
-            [
-                "CPU torch.compile",
-                median_of(cpu.get("compiled_samples_per_s")),
-                f"compile {cpu.get('compile_seconds', float('nan')):.0f} s",
-            ]
-        )
-    if gpu:
-        rows.append(["GPU eager, fused Adam", median_of(gpu.get("eager_fused_samples_per_s")), ""])
-        rows.append(
-            [
-                "GPU whole step in one CUDA graph",
-                median_of(gpu.get("cuda_graph_samples_per_s")),
-                f"val acc {gpu.get('cuda_graph_val_acc', float('nan')) * 100:.2f} %",
-            ]
-        )
+    for device, measured, variant, key in variants:
+        if measured:
+            eager = median_of(measured.get("eager_fused_samples_per_s"))
+            rows.append([f"{device} eager, fused Adam", eager, ""])
+            rows.append([variant, median_of(measured.get(key)), notes[device]])
     text = _table(["plain loop variant", "samples/s", "note"], rows)
     if gpu:
         text += (
