@@ -326,12 +326,17 @@ def test_gate_first_better_worse_dry_run_and_rollback(
     assert "MLFLOW_TRACKING_URI" not in logged and "PATH=" not in logged
 
 
+def champion_then_challenger(store: Store, models: dict[str, onnx.ModelProto]) -> str:
+    """`ok` registered and promoted (the champion), then `good` registered: its version."""
+    store.register(models["ok"])
+    promotion.promote(store.params, store.root)
+    return store.register(models["good"])
+
+
 def test_cli_promotions_dry_run_and_rollback(
     store: Store, models: dict[str, onnx.ModelProto]
 ) -> None:
-    store.register(models["ok"])
-    promotion.promote(store.params, store.root)
-    store.register(models["good"])
+    champion_then_challenger(store, models)
 
     dry = store.cli("promote", "--dry-run", "--json")
     evidence = json.loads(dry.stdout)
@@ -370,9 +375,7 @@ def test_eval_rows_fall_back_to_the_raw_split_with_a_hash_check(
 def test_two_promoters_racing_leave_one_consistent_decision(
     store: Store, models: dict[str, onnx.ModelProto]
 ) -> None:
-    store.register(models["ok"])
-    promotion.promote(store.params, store.root)
-    challenger = store.register(models["good"])
+    challenger = champion_then_challenger(store, models)
 
     env = {"PATH": f"{BIN}:/usr/bin:/bin", "MLFLOW_TRACKING_URI": store.uri, "HOME": "/tmp"}
     procs = [
@@ -403,9 +406,7 @@ def test_two_promoters_racing_leave_one_consistent_decision(
 def test_out_of_band_alias_change_aborts_the_write(
     store: Store, models: dict[str, onnx.ModelProto], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    store.register(models["ok"])
-    promotion.promote(store.params, store.root)
-    store.register(models["good"])
+    champion_then_challenger(store, models)
     real_evaluate = promotion.evaluate
 
     def evaluate_while_someone_moves_the_alias(*args: Any, **kwargs: Any) -> Any:
@@ -564,9 +565,7 @@ def test_identical_content_registers_one_version(
 def test_dry_run_prints_the_evidence_table_and_json(
     store: Store, models: dict[str, onnx.ModelProto]
 ) -> None:
-    store.register(models["ok"])
-    promotion.promote(store.params, store.root)
-    store.register(models["good"])
+    champion_then_challenger(store, models)
     text = store.cli("promote", "--dry-run").stdout
     rows = ("metric", "champion", "challenger", "delta", "interval", "slices", "decision", "reason")
     for row in rows:
