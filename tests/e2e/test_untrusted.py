@@ -241,31 +241,26 @@ def _audit(tmp_path: Path, accepted: str | None = None) -> subprocess.CompletedP
     )
 
 
+def _advisory(advisory_id: str, package: str, reason: str, *, review_by: str) -> str:
+    """One entry of the accepted-advisories file, accepted on 2026-01-01."""
+    return (
+        f'[[advisory]]\nid = "{advisory_id}"\npackage = "{package}"\nreason = "{reason}"\n'
+        f"accepted = 2026-01-01\nreview_by = {review_by}\n"
+    )
+
+
 def test_audit_checks_lock_and_accepted_advisories_offline(tmp_path: Path) -> None:
     proc = _audit(tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "pinned packages" in proc.stdout and "SKIPPED" in proc.stdout
 
-    valid = """
-[[advisory]]
-id = "GHSA-2xr6-4f3q-xm5w"
-package = "mlflow"
-reason = "The vulnerable endpoint is only served by a public server; ours binds loopback."
-accepted = 2026-01-01
-review_by = 2999-01-01
-"""
+    reason = "The vulnerable endpoint is only served by a public server; ours binds loopback."
+    valid = _advisory("GHSA-2xr6-4f3q-xm5w", "mlflow", reason, review_by="2999-01-01")
     proc = _audit(tmp_path, valid)
     assert proc.returncode == 0, proc.stdout
     assert "1 accepted" in proc.stdout
 
-    bad = """
-[[advisory]]
-id = "not-an-id"
-package = "left-pad"
-reason = "ok"
-accepted = 2026-01-01
-review_by = 2026-01-02
-"""
+    bad = _advisory("not-an-id", "left-pad", "ok", review_by="2026-01-02")
     proc = _audit(tmp_path, bad)
     assert proc.returncode == 2
     for text in ("not an advisory id", "'left-pad' is not pinned", "reason must say", "due for"):
