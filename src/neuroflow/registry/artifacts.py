@@ -21,7 +21,7 @@ import pandas as pd
 import yaml
 
 from neuroflow.errors import DataError
-from neuroflow.registry.names import TEST_SHA_TAG, RegistryError
+from neuroflow.registry.names import TEST_SHA_TAG, RegistryError, model_uri
 from neuroflow.registry.register import sha256_file as sha256
 
 if TYPE_CHECKING:
@@ -53,7 +53,7 @@ class Registered:
 
     @property
     def uri(self) -> str:
-        return f"models:/{self.name}/{self.version}"
+        return model_uri(self.name, self.version)
 
 
 def get_version(client: MlflowClient, name: str, version: str) -> ModelVersion:
@@ -73,15 +73,12 @@ def download(client: MlflowClient, name: str, version: str, dst: Path) -> Regist
 
     mv = get_version(client, name, version)
     # URIs come from neuroflow.tracking.client(), which set them process-wide.
-    local = Path(
-        mlflow.artifacts.download_artifacts(
-            artifact_uri=f"models:/{name}/{version}", dst_path=str(dst)
-        )
-    )
+    uri = model_uri(name, version)
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dst)))
     mlmodel = yaml.safe_load((local / "MLmodel").read_text(encoding="utf-8")) or {}
     onnx_flavor = (mlmodel.get("flavors") or {}).get("onnx")
     if not onnx_flavor:
-        raise RegistryError(f"models:/{name}/{version} is not an ONNX model (no onnx flavor)")
+        raise RegistryError(f"{uri} is not an ONNX model (no onnx flavor)")
     return Registered(
         name=name,
         version=str(version),

@@ -35,6 +35,11 @@ ROLLED_BACK_AT_TAG = "promotion.rolled_back_at"
 ROLLED_BACK_BY_TAG = "promotion.rolled_back_by"  # the rollback's ledger run id
 
 
+def model_uri(name: str, version: str) -> str:
+    """MLflow's URI of one registered model version."""
+    return f"models:/{name}/{version}"
+
+
 class RegistryError(NeuroflowError):
     """The registry lacks what a command needs (model, alias, version, artifact)."""
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from neuroflow.registry.names import CHALLENGER, CONTENT_TAG, set_challenger
+from neuroflow.registry.names import CHALLENGER, CONTENT_TAG, model_uri, set_challenger
 
 if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
@@ -81,7 +81,7 @@ class Registration:
 
     @property
     def model_uri(self) -> str:
-        return f"models:/{self.name}/{self.version}"
+        return model_uri(self.name, self.version)
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -83,7 +83,9 @@ class ServedModel:
 
     @property
     def uri(self) -> str:
-        return f"models:/{self.name}/{self.version}"
+        from neuroflow.registry.names import model_uri
+
+        return model_uri(self.name, self.version)
 
     def describe(self) -> dict[str, Any]:
         return {
