@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+# What neuroflow logs each time MLflow gave up on a locked store ("database is locked") and
+# neuroflow's own retry takes over.
+RETRY_LINE = "tracking store busy (database is locked), retry"
 
 # Holds the lock until `seconds` pass or the test writes a line to its stdin.
 HOLDER = """
@@ -19,6 +25,16 @@ while time.monotonic() < deadline and not select.select([sys.stdin], [], [], 0.0
     pass
 con.execute("COMMIT")
 """
+
+
+def release(holder: subprocess.Popen[str]) -> None:
+    """Ask the holder to commit (a no-op once it has, or is gone)."""
+    if holder.poll() is None and holder.stdin is not None and not holder.stdin.closed:
+        try:
+            holder.stdin.write("release\n")
+            holder.stdin.close()
+        except BrokenPipeError:  # it ended between the check and the write
+            pass
 
 
 @contextmanager
@@ -34,8 +50,42 @@ def exclusive_lock(db: Path, seconds: float) -> Iterator[subprocess.Popen[str]]:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "locked"
         yield proc
     finally:
-        if proc.poll() is None:
-            assert proc.stdin is not None
-            proc.stdin.write("release\n")
-            proc.stdin.flush()
+        release(proc)
         proc.wait(timeout=30)
+
+
+def run_until_retried(
+    holder: subprocess.Popen[str],
+    args: list[str],
+    *,
+    cwd: Path,
+    env: dict[str, str],
+    timeout: float,
+    held_s: float = 25.0,
+) -> subprocess.CompletedProcess[str]:
+    """Run `args` against the locked store; release the lock at the first RETRY_LINE the
+    command logs once it has waited `held_s` seconds, past SQLite's 20 s busy timeout: neuroflow
+    retried through MLflow's own wait, and its retry is what completes the command. (A fixed
+    hold would have to outlast the command's start-up on a busy machine too.)"""
+    start = time.monotonic()
+    proc = subprocess.Popen(
+        args, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    out: list[str] = []
+    drain = threading.Thread(target=lambda: out.extend(proc.stdout or ()), daemon=True)
+    drain.start()
+    watchdog = threading.Timer(timeout, proc.kill)  # a hung command fails instead of blocking
+    watchdog.start()
+    err: list[str] = []
+    try:
+        for line in proc.stderr:
+            err.append(line)
+            if RETRY_LINE in line and time.monotonic() - start >= held_s:
+                release(holder)
+        proc.wait()
+        drain.join()
+    finally:
+        watchdog.cancel()
+    assert proc.returncode != -9, f"{args} ran past {timeout} s:\n{''.join(err)[-3000:]}"
+    return subprocess.CompletedProcess(args, proc.returncode, "".join(out), "".join(err))

@@ -193,22 +193,29 @@ class Store:
         return None if version is None else str(version)
 
     def cli(
-        self, *args: str, check: bool = True, env: dict[str, str] | None = None
+        self,
+        *args: str,
+        check: bool = True,
+        env: dict[str, str] | None = None,
+        lock: subprocess.Popen[str] | None = None,
     ) -> subprocess.CompletedProcess[str]:
+        """`neuroflow ARGS`; with `lock` (a holder of the store's lock), released once the
+        command logs its first retry."""
+        from tests.sqlite_lock import run_until_retried
+
         env = {
             "PATH": f"{BIN}:/usr/bin:/bin",
             "MLFLOW_TRACKING_URI": self.uri,
             "HOME": "/tmp",
             **(env or {}),
         }
-        proc = subprocess.run(
-            [str(BIN / "neuroflow"), *args],
-            cwd=self.root,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=180,
-        )
+        command = [str(BIN / "neuroflow"), *args]
+        if lock is not None:
+            proc = run_until_retried(lock, command, cwd=self.root, env=env, timeout=180)
+        else:
+            proc = subprocess.run(
+                command, cwd=self.root, env=env, capture_output=True, text=True, timeout=180
+            )
         if check and proc.returncode not in (0, 3):
             raise AssertionError(f"{args} exited {proc.returncode}:\n{proc.stderr[-3000:]}")
         return proc
@@ -630,7 +637,7 @@ def test_promote_on_a_locked_store_retries_then_fails_naming_it(
     store: Store, models: dict[str, onnx.ModelProto]
 ) -> None:
     """MLflow waits 20 s per attempt; neuroflow retries within NEUROFLOW_STORE_RETRY_S."""
-    from tests.sqlite_lock import exclusive_lock
+    from tests.sqlite_lock import RETRY_LINE, exclusive_lock
 
     store.register(models["ok"])
     db = store.root / "mlflow.db"
@@ -642,8 +649,9 @@ def test_promote_on_a_locked_store_retries_then_fails_naming_it(
     assert "Traceback" not in past.stderr
     assert store.champion() is None and ledger.entries(store.client, NAME) == []
 
-    with exclusive_lock(db, seconds=45):  # outlasts MLflow's first 20 s attempt
-        held = store.cli("promote")
+    # Held past MLflow's first 20 s attempt, until promote logs its own retry after that.
+    with exclusive_lock(db, seconds=300) as holder:
+        held = store.cli("promote", lock=holder)
     assert held.returncode == 0 and "promoted" in held.stdout, held.stderr[-2000:]
-    assert "tracking store busy (database is locked), retry" in held.stderr
+    assert RETRY_LINE in held.stderr
     assert store.champion() == "1" and len(ledger.entries(store.client, NAME)) == 1
