@@ -14,10 +14,11 @@ PYTEST_ARGS ?=
 # three workers, 552 s with four). Tiny models train fastest on one thread, and one thread per
 # process avoids oversubscribing the cores.
 TEST_WORKERS ?= 3
-# By group (tests/conftest.py: one per module unless a test names its own), in collection order
-# with the slow groups first: xdist's default reorder would start the many-test unit modules
-# first and leave the single long end-to-end tests for the end, one worker running alone.
-TEST_DIST := --dist loadgroup --no-loadscope-reorder
+# Whole files, in collection order (tests/conftest.py puts the slow files first): xdist's default
+# reorder would start the many-test unit files first and leave the single long end-to-end tests
+# for the end, one worker running alone. (--dist loadgroup would split files by test: with
+# pytest 9 xdist 3.8 cannot tag the test ids with their group.)
+TEST_DIST := --dist loadfile --no-loadscope-reorder
 TEST_ENV := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 
 .DEFAULT_GOAL := help

@@ -31,36 +31,28 @@ from neuroflow.io import write_json, write_text
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+# A test body shared by several test files: its asserts explain failures like a test's own.
+pytest.register_assert_rewrite("tests.e2e.own_csv")
 
 # Fast settings for tests: the real config, shrunk (few epochs, CPU, deterministic).
 FAST_TRAIN = {"epochs": 12, "patience": 5, "device": "cpu"}
 
 
-# `make test` distributes by group (pytest-xdist --dist loadgroup): a module is one group, so
-# its module-scoped fixtures run once, unless its tests name their own `xdist_group` to spread
-# a long module over the workers. Added while collecting, before xdist reads the marks.
-def pytest_itemcollected(item: pytest.Item) -> None:
-    if item.get_closest_marker("xdist_group") is None:
-        item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
-
-
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Groups holding slow tests first (in collection order, each kept together): the many
-    quick ones then fill the workers' gaps instead of one long test ending the run alone.
-    Among the slow, those that start from the shared pipeline run (`shared_run`) come after
-    the rest, which run while it is built."""
+    """`make test` hands out whole files (xdist --dist loadfile --no-loadscope-reorder) in this
+    order: files holding slow tests first, each kept together, so the many quick ones fill the
+    workers' gaps at the end instead of one long test ending the run alone. Among the slow,
+    those that start from the shared pipeline run (`shared_run`) come after the rest, which
+    run while it is built."""
 
-    def group(item: pytest.Item) -> str:
-        mark = item.get_closest_marker("xdist_group")
-        return str(mark.args[0]) if mark and mark.args else item.nodeid.split("::", 1)[0]
+    def file(item: pytest.Item) -> str:
+        return item.nodeid.split("::", 1)[0]
 
-    slow = {group(item) for item in items if item.get_closest_marker("slow")}
-    shared = {group(item) for item in items if "shared_run" in getattr(item, "fixturenames", ())}
-    first = {name: index for index, name in reversed(list(enumerate(map(group, items))))}
-    items.sort(
-        key=lambda item: (group(item) not in slow, group(item) in shared, first[group(item)])
-    )
+    slow = {file(item) for item in items if item.get_closest_marker("slow")}
+    shared = {file(item) for item in items if "shared_run" in getattr(item, "fixturenames", ())}
+    first = {name: index for index, name in reversed(list(enumerate(map(file, items))))}
+    items.sort(key=lambda item: (file(item) not in slow, file(item) in shared, first[file(item)]))
 
 
 def clean_env(root: Path, **extra: str) -> dict[str, str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -15,11 +16,11 @@ pytestmark = pytest.mark.slow
 ACCURACY_TOLERANCE = 0.02
 
 
-def test_two_gloo_ranks_train_like_one_process(project: Path) -> None:
+def test_two_gloo_ranks_train_like_one_process(pipeline_done: Path, tmp_path: Path) -> None:
     from mlflow.tracking import MlflowClient
 
-    for stage in ("ingest", "validate", "preprocess", "train", "evaluate"):
-        run(project, "neuroflow", stage)
+    # The single-process run: the session's shared shrunken pipeline, the same params.
+    project = Path(shutil.copytree(pipeline_done, tmp_path / "project", symlinks=True))
     metrics = project / "artifacts" / "metrics.json"
     single = json.loads(metrics.read_text())["test"]["accuracy"]
 

@@ -77,7 +77,7 @@ def baseline(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "registry": {"model_name": "faults-model"},
         },
     )
-    run(root, "neuroflow", "ingest")
+    # profile splits the source itself: no ingest first (dvc repro runs it)
     run(root, "neuroflow", "profile", "--margin", "0.5", "-o", "data/suites/input.json")
     review_suite(root / "data/suites/input.json")
     run(root, "dvc", "repro")

@@ -110,10 +110,27 @@ def mlflow_server(postgres: str, tmp_path_factory: pytest.TempPathFactory) -> It
         yield url
 
 
-def test_pipeline_tracks_and_registers_on_the_server(project: Path, mlflow_server: str) -> None:
+def test_pipeline_tracks_and_registers_on_the_server(
+    pipeline_done: Path, tmp_path: Path, mlflow_server: str
+) -> None:
     from mlflow.tracking import MlflowClient
 
-    run(project, "dvc", "repro", MLFLOW_TRACKING_URI=mlflow_server)
+    # The session's shared run without its embedded store: the stages that track (train
+    # onwards; those before it never open MLflow) run again, against the server.
+    project = Path(shutil.copytree(pipeline_done, tmp_path / "project", symlinks=True))
+    (project / "mlflow.db").unlink()
+    shutil.rmtree(project / "mlruns", ignore_errors=True)
+    proc = run(
+        project,
+        "dvc",
+        "repro",
+        "--force",
+        "--downstream",
+        "train",
+        MLFLOW_TRACKING_URI=mlflow_server,
+    )
+    ran = {line.split("'")[1] for line in proc.stdout.splitlines() if "Running stage" in line}
+    assert ran == {"train", "evaluate", "export"}, proc.stdout
     assert not (project / "mlflow.db").exists()  # nothing fell back to the embedded store
     reg = json.loads((project / "artifacts/export/registration.json").read_text())
     mlc = MlflowClient(tracking_uri=mlflow_server, registry_uri=mlflow_server)

@@ -19,8 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
-from tests.conftest import REPO, run, set_params, tiny_preset, tree_hashes
+from tests.conftest import REPO, run, set_params, tree_hashes
 
 pytestmark = pytest.mark.slow
 
@@ -36,16 +35,20 @@ def diff(before: dict[str, str], after: dict[str, str]) -> list[str]:
     return sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
 
 
-@pytest.fixture(scope="module")
-def committed(
-    pipeline_done: Path, tmp_path_factory: pytest.TempPathFactory
-) -> tuple[Path, dict[str, str]]:
-    """The shared shrunken pipeline run, committed: the user's last good state."""
-    root = tmp_path_factory.mktemp("session") / "project"
+def commit_copy(pipeline_done: Path, root: Path) -> tuple[Path, dict[str, str]]:
+    """The shared shrunken pipeline run copied to `root` and committed: the user's last good
+    state, and its hashes."""
     shutil.copytree(pipeline_done, root, symlinks=True)
     run(root, "git", "add", "-A")
     run(root, "git", "commit", "-qm", "a good run")
     return root, state(root)
+
+
+@pytest.fixture(scope="module")
+def committed(
+    pipeline_done: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, dict[str, str]]:
+    return commit_copy(pipeline_done, tmp_path_factory.mktemp("session") / "project")
 
 
 @pytest.fixture
@@ -145,39 +148,6 @@ def test_the_table_lists_every_case() -> None:
     section = doc[doc.index("## User mistakes") :]
     rows = re.findall(r"^\| `([a-z-]+)` \|", section, flags=re.M)
     assert rows == [c.name for c in CASES]
-
-
-# The two longest cases are xdist groups of their own (see conftest): they run beside the rest.
-@pytest.mark.xdist_group("user_session_presets")
-def test_presets_in_sequence_each_start_from_the_committed_params(project: Path) -> None:
-    committed_params = yaml.safe_load((project / "params.yaml").read_text())
-    for name in ("forecast", "anomaly"):
-        preset = tiny_preset(project, name, {"epochs": 3, "patience": 3})
-        proc = run(project, "neuroflow", "run-preset", "--file", str(preset), timeout=600)
-        printed = json.loads(proc.stdout[proc.stdout.index("{") :])
-        assert printed["test"], proc.stdout
-    params = yaml.safe_load((project / "params.yaml").read_text())
-    anomaly = yaml.safe_load((project / "presets" / "anomaly.yaml").read_text())
-    # Nothing of the forecast preset is left: the data section is the committed one plus
-    # the anomaly preset's keys.
-    assert params["data"] == {**committed_params["data"], **anomaly["data"]}
-    assert params["task"] == "anomaly" and params["model"]["type"] == "autoencoder"
-
-
-@pytest.mark.xdist_group("user_session_failed_preset")
-def test_a_failed_preset_names_the_stage_and_leaves_the_workspace(
-    project: Path, committed: tuple[Path, dict[str, str]]
-) -> None:
-    _, good = committed
-    preset = project / "wrong_suite.yaml"  # wine rows under the breast-cancer suite
-    preset.write_text(yaml.safe_dump({"task": "multiclass", "data": {"name": "wine"}}))
-    proc = run(project, "neuroflow", "run-preset", "--file", str(preset), check=False)
-    assert proc.returncode != 0
-    assert "failed at stage 'validate'" in proc.stderr, proc.stderr[-3000:]
-    assert "expect_table_columns_to_match_set" in proc.stderr
-    assert "as they were before the run" in proc.stderr
-    changed = {k for k in diff(good, state(project)) if not k.startswith("reports/data_docs")}
-    assert changed == set(), sorted(changed)
 
 
 def test_profile_refuses_to_overwrite_a_suite(project: Path) -> None:

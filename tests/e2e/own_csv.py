@@ -8,23 +8,22 @@ regression, in thousands) the test configures params.yaml as the README says, ru
 unknown column, an island never seen in training) and `neuroflow serve` answering MLflow's
 `dataframe_split` and `dataframe_records` payloads, and checks that both report the same
 ignored columns and unseen category, and that `--strict` refuses it in both.
+
+One test file per target (test_own_csv_*.py): `make test` hands out whole files, so the three
+cold pipelines run side by side.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import shutil
 from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
 import pandas as pd
-import pytest
 from tests.conftest import copy_project, neuroflow_server, run, set_params
-
-pytestmark = pytest.mark.slow
 
 SOURCE = "data/external/penguins.csv"
 ISLANDS = {"Adelie": ["Torgersen", "Biscoe", "Dream"], "Chinstrap": ["Dream"], "Gentoo": ["Biscoe"]}
@@ -73,10 +72,9 @@ TARGETS: dict[str, tuple[str, str]] = {
 }
 
 
-@pytest.fixture(scope="module")
-def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def fresh_clone(dest: Path) -> Path:
     """A fresh clone with the user's file in data/external (nothing run yet)."""
-    root = copy_project(tmp_path_factory.mktemp("own_csv") / "project")
+    root = copy_project(dest)
     (root / SOURCE).parent.mkdir(parents=True, exist_ok=True)
     penguins().to_csv(root / SOURCE, index=False)
     return root
@@ -124,12 +122,9 @@ def user_rows(root: Path, target: str) -> pd.DataFrame:
     return pd.concat([rows, mars], ignore_index=True).assign(note="field notes")
 
 
-# Each target is its own xdist group (see conftest): the three cold pipelines run side by side.
-@pytest.mark.parametrize(
-    "target", [pytest.param(t, marks=pytest.mark.xdist_group(f"own_csv_{t}")) for t in TARGETS]
-)
-def test_own_csv_start_to_finish(base: Path, tmp_path: Path, target: str) -> None:
-    root = Path(shutil.copytree(base, tmp_path / "project", symlinks=True))
+def start_to_finish(tmp_path: Path, target: str) -> None:
+    """The steps above for `target` on a fresh clone in `tmp_path`."""
+    root = fresh_clone(tmp_path / "project")
     task, name = configure(root, target)
     suite = f"data/suites/penguins_{target}.json"
     run(root, "neuroflow", "profile")  # writes validate.suite
