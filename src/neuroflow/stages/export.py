@@ -71,10 +71,10 @@ def run(params: Params, paths: Paths) -> dict[str, Any]:
         save_onnx,
     )
     from neuroflow.export.onnx_graph import parity as compare_parity
+    from neuroflow.features.transform import load_preprocessor
     from neuroflow.models.store import load_head
     from neuroflow.registry import names
     from neuroflow.registry.register import content_hash, register_challenger, sha256_file
-    from neuroflow.stages.preprocess import load_preprocessor
 
     # The run and evaluate's results first: a failed export still leaves them recorded.
     run_id = tracking.log_record(paths.root, tracking.load_record(paths.run_info))

@@ -12,7 +12,6 @@ import pandas as pd
 from neuroflow.config import SPLITS, Params, Paths
 from neuroflow.errors import DataError
 from neuroflow.features.transform import PreprocessOptions, fit_preprocessor
-from neuroflow.features.transform import load_preprocessor as load_preprocessor  # for export
 from neuroflow.io import read_json, write_json, write_with
 
 log = logging.getLogger(__name__)

@@ -192,9 +192,7 @@ def _null_policy(
     non_null = float(series.notna().mean())
     if non_null >= 1.0:
         return [_exp("expect_column_values_to_not_be_null", column=column)]
-    sampling = (
-        3 * math.sqrt(non_null * (1 - non_null) / smallest_split) if smallest_split else 0.0
-    )
+    sampling = 3 * math.sqrt(non_null * (1 - non_null) / smallest_split) if smallest_split else 0.0
     mostly = math.floor((non_null - NULL_MARGIN - sampling) * 1000) / 1000
     if mostly <= 0:
         return []  # mostly-null in train: no useful null rule to propose
