@@ -22,7 +22,7 @@ import os
 import random
 import subprocess
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -31,7 +31,7 @@ import yaml
 
 from neuroflow.config import Paths, tracking_uri
 from neuroflow.errors import TrackingError
-from neuroflow.io import read_json, write_json
+from neuroflow.io import read_json
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
@@ -280,8 +280,6 @@ def log_record(root: Path, record: dict[str, Any], status: str | None = None) ->
     time, params, tags, datasets, metrics and artifacts, in batches; its run id. A run already
     logged from this record (an export run again) is reused, not duplicated. `status` (e.g.
     FAILED) also ends the run."""
-    from mlflow.entities import Param, RunTag
-
     mlc = client(root)
     with reachable(tracking_uri(root)):
         exp_id = experiment_id(mlc, record["experiment"])
@@ -291,36 +289,38 @@ def log_record(root: Path, record: dict[str, Any], status: str | None = None) ->
             filter_string=f"tags.`{RUN_KEY_TAG}` = '{record['run_key']}'",
             max_results=1,
         )
-        if found and found[0].data.tags.get(_RECORD_LOGGED_TAG) == "true":
-            run_id = str(found[0].info.run_id)
-        else:
-            if found:
-                run_id = str(found[0].info.run_id)
-            else:
-                run = retry_locked(
-                    mlc.create_run,
-                    exp_id,
-                    start_time=record["start_time"],
-                    run_name=record["run_name"],
-                    tags=record["tags"],
-                )
-                run_id = str(run.info.run_id)
-            params = [Param(k, v) for k, v in record["params"].items()]
-            for chunk in _chunks(params, 100):
-                retry_locked(mlc.log_batch, run_id, params=chunk)
-            lock = root / "dvc.lock"
-            if lock.exists():
-                retry_locked(mlc.log_artifact, run_id, str(lock), "lineage")
-            _log_inputs(mlc, root, run_id, record["datasets"])
-            when = int(record.get("end_time") or now_ms())
-            _log_rows(mlc, run_id, [tuple(row) for row in record["metrics"]], when)
-            for path, folder in record["artifacts"]:
-                retry_locked(mlc.log_artifact, run_id, str(root / path), folder)
-            done = [RunTag(_RECORD_LOGGED_TAG, "true")]
-            retry_locked(mlc.log_batch, run_id, tags=done)
+        run = found[0] if found else None
+        if run is None:
+            run = retry_locked(
+                mlc.create_run,
+                exp_id,
+                start_time=record["start_time"],
+                run_name=record["run_name"],
+                tags=record["tags"],
+            )
+        run_id = str(run.info.run_id)
+        if run.data.tags.get(_RECORD_LOGGED_TAG) != "true":
+            _log_contents(mlc, root, run_id, record)
         if status is not None:
             retry_locked(mlc.set_terminated, run_id, status=status)
     return run_id
+
+
+def _log_contents(mlc: MlflowClient, root: Path, run_id: str, record: dict[str, Any]) -> None:
+    """Params, lineage, datasets, metrics and artifacts; the tag saying so goes last."""
+    from mlflow.entities import Param, RunTag
+
+    params = [Param(k, v) for k, v in record["params"].items()]
+    for chunk in _chunks(params, 100):
+        retry_locked(mlc.log_batch, run_id, params=chunk)
+    lock = root / "dvc.lock"
+    if lock.exists():
+        retry_locked(mlc.log_artifact, run_id, str(lock), "lineage")
+    _log_inputs(mlc, root, run_id, record["datasets"])
+    _log_rows(mlc, run_id, record["metrics"], int(record.get("end_time") or now_ms()))
+    for path, folder in record["artifacts"]:
+        retry_locked(mlc.log_artifact, run_id, str(root / path), folder)
+    retry_locked(mlc.log_batch, run_id, tags=[RunTag(_RECORD_LOGGED_TAG, "true")])
 
 
 def _log_inputs(mlc: MlflowClient, root: Path, run_id: str, splits: list[list[str]]) -> None:
@@ -375,7 +375,7 @@ def experiment_id(mlc: MlflowClient, name: str) -> str:
         return str(exp.experiment_id)
 
 
-def _log_rows(mlc: MlflowClient, run_id: str, rows: list[tuple[Any, ...]], when_ms: int) -> None:
+def _log_rows(mlc: MlflowClient, run_id: str, rows: Iterable[Sequence[Any]], when_ms: int) -> None:
     """(key, value, step) rows in batches of 1000: one call, not one per value."""
     import math
 
@@ -390,7 +390,7 @@ def log_metrics(root: Path, run_id: str, rows: list[tuple[str, float, int]]) -> 
     """(key, value, step) rows into the run, in batches."""
     mlc = client(root)
     with reachable(tracking_uri(root)):
-        _log_rows(mlc, run_id, list(rows), int(time.time() * 1000))
+        _log_rows(mlc, run_id, rows, now_ms())
 
 
 def log_artifacts(root: Path, run_id: str, files: list[Path], artifact_path: str) -> None:
@@ -455,14 +455,6 @@ def describe_model(root: Path, params: Params, version: str, card: str, data_sou
         retry_locked(mlc.update_model_version, model_name, version, description=card)
 
 
-def set_tags(root: Path, run_id: str, tags: dict[str, str]) -> None:
-    from mlflow.entities import RunTag
-
-    mlc = client(root)
-    with reachable(tracking_uri(root)):
-        retry_locked(mlc.log_batch, run_id, tags=[RunTag(k, v) for k, v in tags.items()])
-
-
 def finish_run(root: Path, run_id: str, status: str = "FINISHED") -> None:
     mlc = client(root)
     with reachable(tracking_uri(root)):
@@ -471,14 +463,6 @@ def finish_run(root: Path, run_id: str, status: str = "FINISHED") -> None:
 
 def now_ms() -> int:
     return int(time.time() * 1000)
-
-
-def save_record(path: Path, record: dict[str, Any]) -> None:
-    write_json(path, record)
-
-
-def load_record(path: Path) -> dict[str, Any]:
-    return dict(read_json(path))
 
 
 def load_run_key(path: Path) -> str:

@@ -77,7 +77,7 @@ def run(params: Params, paths: Paths) -> dict[str, Any]:
     from neuroflow.registry.register import content_hash, register_challenger, sha256_file
 
     # The run and evaluate's results first: a failed export still leaves them recorded.
-    run_id = tracking.log_record(paths.root, tracking.load_record(paths.run_info))
+    run_id = tracking.log_record(paths.root, read_json(paths.run_info))
     tracking.record_evaluation(paths.root, run_id, paths.metrics, paths.report_dir)
     schema = read_json(paths.schema)
     pre = load_preprocessor(paths)

@@ -315,7 +315,6 @@ def _open_record(
         tracking.dataset_entry(paths.root, contexts[s], paths.processed_split(s), md5)
         for s, md5 in prep.data_md5.items()
     ]
-    tracking.save_record(paths.run_info, record)
     return record
 
 
@@ -373,7 +372,7 @@ def _record_result(paths: Paths, record: dict[str, Any], result: FitResult) -> N
         for path in (paths.model_spec, paths.history)
     ]
     record["end_time"] = tracking.now_ms()
-    tracking.save_record(paths.run_info, record)
+    write_json(paths.run_info, record)  # export logs it
     log.info(
         "train: best epoch %d (val_loss %.4f) of %d on %s (%d threads), %.0f samples/s; run %s",
         result.best_epoch,
