@@ -195,6 +195,22 @@ def _start_shared(common: Path) -> None:
 
 
 @pytest.fixture(scope="session", autouse=True)
+def _warm_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The warm stage servers the tests' pipelines start register in this run's own folder
+    (shared by the workers, so the per-user cap holds for the run, and a developer's own
+    servers are left alone); those still alive are stopped as the session ends."""
+    from neuroflow.warm import registry
+
+    directory = _shared_dir(tmp_path_factory) / "warm"
+    os.environ[registry.DIR_ENV] = str(directory)
+    yield directory
+    servers = registry.live_servers(directory) if directory.is_dir() else []
+    for server in servers:
+        registry.stop(server)
+    registry.wait_stopped(servers, timeout_s=60.0)
+
+
+@pytest.fixture(scope="session", autouse=True)
 def _shared_pipeline_started(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> None:

@@ -1,0 +1,66 @@
+"""`neuroflow warm status | stop`: see and stop this user's warm stage servers."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from neuroflow.commands import JsonOpt
+
+if TYPE_CHECKING:
+    from neuroflow.warm import registry
+
+
+def register(app: typer.Typer) -> None:
+    warm = typer.Typer(
+        help="Warm stage servers: one per project, started by `dvc repro` (NEUROFLOW_WARM=0: off).",
+        no_args_is_help=True,
+    )
+    app.add_typer(warm, name="warm")
+
+    @warm.command("status")
+    def status_cmd(as_json: JsonOpt = False) -> None:
+        """The live servers: pid, state, idle seconds and project folder."""
+        from neuroflow.warm import registry
+
+        config = registry.settings()
+        servers = _servers(config.directory)
+        if as_json:
+            typer.echo(json.dumps([s.__dict__ for s in servers], indent=2))
+            return
+        if not servers:
+            typer.echo(f"no warm server ({config.directory})")
+        for s in servers:
+            idle = time.time() - s.last_used
+            typer.echo(f"{s.pid:>8}  {s.state:<8}  idle {idle:6.0f} s  {s.root}")
+
+    @warm.command("stop")
+    def stop_cmd(
+        every: Annotated[
+            bool, typer.Option("--all", help="Every project's server, not only this folder's.")
+        ] = False,
+    ) -> None:
+        """Stop the server of this project (the current folder), or all; running stages finish."""
+        from neuroflow.warm import registry
+
+        config = registry.settings()
+        here = str(Path.cwd().resolve())
+        chosen = [s for s in _servers(config.directory) if every or s.root == here]
+        for server in chosen:
+            registry.stop(server)
+        left = registry.wait_stopped(chosen, timeout_s=30.0)
+        typer.echo(f"stopped {len(chosen) - len(left)} server(s)")
+        if left:
+            pids = ", ".join(str(s.pid) for s in left)
+            typer.echo(f"still finishing their stages: {pids}", err=True)
+            raise typer.Exit(1)
+
+
+def _servers(directory: Path) -> list[registry.Server]:
+    from neuroflow.warm import registry
+
+    return registry.live_servers(directory) if directory.is_dir() else []

@@ -1,0 +1,146 @@
+"""Hand a stage command that DVC runs to this project's warm server.
+
+The server forks a process that takes this one's arguments, folder, environment, umask and
+standard streams (passed as file descriptors), so the stage writes to the same terminal or
+pipe and sees the same environment as if it ran here. Signals sent here are forwarded to it;
+if this process is killed outright, the forked stage kills itself (it watches the connection).
+The exit status comes back here: a stage killed by a signal makes this process die of the
+same signal. Where no server is ready, the stage runs here as usual and a server is started in
+the background for the next stage.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import os
+import signal
+import socket
+import struct
+import sys
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+from neuroflow.warm import registry
+
+STAGES = frozenset({"check", "ingest", "validate", "preprocess", "train", "evaluate", "export"})
+# Set in the processes torchrun starts: each rank is a process of its own.
+_RANK_ENV = ("WORLD_SIZE", "RANK", "LOCAL_RANK")
+_FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1)
+_MESSAGE = struct.Struct("!ci")  # kind, value: b"P" pid, b"S" status, b"R" refused
+
+
+def eligible(argv: list[str], environ: Mapping[str, str] = os.environ) -> bool:
+    """A pipeline stage that DVC runs, with no option but the params file."""
+    if "DVC_STAGE" not in environ or any(k in environ for k in _RANK_ENV):
+        return False
+    if not registry.settings(environ).enabled or len(argv) < 2 or argv[1] not in STAGES:
+        return False
+    rest = argv[2:]
+    return (
+        rest == []
+        or (len(rest) == 2 and rest[0] in ("-p", "--params"))
+        or (len(rest) == 1 and rest[0].startswith("--params="))
+    )
+
+
+def run_warm(argv: list[str]) -> int | None:
+    """The stage's exit code from a warm server, or None: run it in this process."""
+    config = registry.settings()
+    root = Path(os.environ.get("DVC_ROOT") or Path.cwd()).resolve()
+    try:
+        key = registry.server_key(root)
+        conn = _connect(registry.socket_path(config.directory, key))
+        if conn is None:
+            registry.request_start(key, root, config)
+            return None
+    except OSError:
+        return None  # no registry folder, no socket: the stage runs here, as without servers
+    with conn:
+        return _delegate(conn, key, argv)
+
+
+def _connect(path: Path) -> socket.socket | None:
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        conn.connect(str(path))
+    except (FileNotFoundError, ConnectionRefusedError):
+        conn.close()
+        return None
+    return conn
+
+
+def _standard_fds() -> list[int]:
+    """0, 1, 2, with /dev/null standing in for a closed one (as a child process would see)."""
+    fds = []
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+            fds.append(fd)
+        except OSError:
+            fds.append(os.open(os.devnull, os.O_RDWR))
+    return fds
+
+
+def _delegate(conn: socket.socket, key: str, argv: list[str]) -> int | None:
+    umask = os.umask(0)
+    os.umask(umask)
+    request = {
+        "key": key,
+        "argv": argv,
+        "cwd": str(Path.cwd()),
+        "env": dict(os.environ),
+        "umask": umask,
+    }
+    payload = json.dumps(request).encode()
+    socket.send_fds(conn, [struct.pack("!I", len(payload)) + payload], _standard_fds())
+    child = 0
+    with contextlib.suppress(ConnectionError):  # a server closing as we connected
+        for kind, value in _messages(conn):
+            if kind == b"R":
+                return None  # the server is stopping or stale: run here
+            if kind == b"P":
+                child = value
+                forward = functools.partial(_forward, child)
+                for signum in _FORWARDED:
+                    signal.signal(signum, forward)
+            elif kind == b"S":
+                return _exit_code(value)
+    if not child:
+        return None  # the server went away before it forked: nothing has run yet
+    sys.stderr.write(
+        "neuroflow: the warm server stopped before reporting the stage's exit status\n"
+    )
+    return 1
+
+
+def _messages(conn: socket.socket) -> Iterator[tuple[bytes, int]]:
+    """Messages from the server, as they come."""
+    buffer = b""
+    while True:
+        chunk = conn.recv(64)
+        if not chunk:
+            return
+        buffer += chunk
+        while len(buffer) >= _MESSAGE.size:
+            kind, value = _MESSAGE.unpack(buffer[: _MESSAGE.size])
+            buffer = buffer[_MESSAGE.size :]
+            yield kind, value
+
+
+def _forward(child: int, signum: int, _frame: object) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(child, signum)
+
+
+def _exit_code(status: int) -> int:
+    """A negative status is death by that signal: this process dies of it too."""
+    if status >= 0:
+        return status
+    signum = -status
+    sys.stdout.flush()
+    sys.stderr.flush()
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+    return 128 + signum  # a signal that does not end a process

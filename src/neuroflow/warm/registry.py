@@ -1,0 +1,196 @@
+"""Where warm servers live, which server fits a stage command, and when a new one may start.
+
+A server serves one project with one interpreter and one version of the code: its key hashes
+the project root, the interpreter, the environment that changes what an import does, and the
+size and mtime of every package file and install directory. Any change gives a new key, so a
+stage never runs code older than the files on disk. Start-up is guarded per user: one server
+imports at a time, at most `NEUROFLOW_WARM_MAX` live at once (the least recently used idle one
+is asked to stop), and each exits after `NEUROFLOW_WARM_IDLE_S` idle seconds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import signal
+import site
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ENABLE_ENV = "NEUROFLOW_WARM"  # 0 / off / false: every stage process imports for itself
+DIR_ENV = "NEUROFLOW_WARM_DIR"
+IDLE_ENV = "NEUROFLOW_WARM_IDLE_S"
+MAX_ENV = "NEUROFLOW_WARM_MAX"
+DEFAULT_IDLE_S = 600.0
+DEFAULT_MAX = 3
+# Environment read at import time (threads, devices, library paths, the interpreter's path).
+_IMPORT_ENV = ("PYTHON", "OMP_", "MKL_", "KMP_", "OPENBLAS_", "CUDA_", "NVIDIA_", "TORCH", "LD_")
+
+
+@dataclass(frozen=True)
+class Settings:
+    enabled: bool
+    directory: Path
+    idle_s: float
+    max_servers: int
+
+
+@dataclass(frozen=True)
+class Server:
+    key: str
+    pid: int
+    root: str
+    state: str  # "starting" (importing) or "ready" (listening)
+    last_used: float  # the record's mtime: touched at every request
+
+
+def settings(environ: Mapping[str, str] = os.environ) -> Settings:
+    enabled = environ.get(ENABLE_ENV, "1").strip().lower() not in ("0", "off", "false", "no")
+    default_dir = Path(tempfile.gettempdir()) / f"neuroflow-warm-{os.getuid()}"
+    return Settings(
+        enabled=enabled,
+        directory=Path(environ.get(DIR_ENV) or default_dir),
+        idle_s=float(environ.get(IDLE_ENV) or DEFAULT_IDLE_S),
+        max_servers=max(1, int(environ.get(MAX_ENV) or DEFAULT_MAX)),
+    )
+
+
+def package_dir() -> Path:
+    return Path(__file__).resolve().parent.parent
+
+
+def server_key(root: Path, environ: Mapping[str, str] = os.environ) -> str:
+    """The key of the server that may run stages of `root` for this process (16 hex digits)."""
+    digest = hashlib.sha256()
+    import_env = sorted((k, v) for k, v in environ.items() if k.startswith(_IMPORT_ENV))
+    header = [str(root), sys.executable, sys.prefix, str(package_dir()), import_env]
+    digest.update(json.dumps(header).encode())
+    for directory in [*site.getsitepackages(), str(package_dir())]:
+        with contextlib.suppress(OSError):
+            stat = Path(directory).stat()
+            digest.update(f"{directory}:{stat.st_mtime_ns}".encode())
+    for dirpath, dirnames, filenames in os.walk(package_dir()):
+        dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
+        for name in sorted(filenames):
+            stat = Path(dirpath, name).stat()
+            digest.update(f"{dirpath}/{name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    return digest.hexdigest()[:16]
+
+
+def socket_path(directory: Path, key: str) -> Path:
+    return directory / f"{key}.sock"
+
+
+def record_path(directory: Path, key: str) -> Path:
+    return directory / f"{key}.json"
+
+
+def log_path(directory: Path, key: str) -> Path:
+    return directory / f"{key}.log"
+
+
+def ensure_directory(directory: Path) -> Path:
+    """The registry folder, private to this user (sockets there accept any process of ours)."""
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    stat = directory.stat()
+    if stat.st_uid != os.getuid() or stat.st_mode & 0o077:
+        raise PermissionError(f"{directory} must belong to this user with mode 0700")
+    return directory
+
+
+def write_record(directory: Path, key: str, **fields: Any) -> None:
+    path = record_path(directory, key)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({"key": key, **fields}))
+    tmp.replace(path)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def live_servers(directory: Path) -> list[Server]:
+    """Servers whose process is alive; the files of dead ones are removed."""
+    servers = []
+    for path in sorted(directory.glob("*.json")):
+        try:
+            record = json.loads(path.read_text())
+            mtime = path.stat().st_mtime
+        except (OSError, ValueError):
+            continue
+        if _alive(int(record["pid"])):
+            servers.append(
+                Server(record["key"], int(record["pid"]), record["root"], record["state"], mtime)
+            )
+            continue
+        for stale in (path, socket_path(directory, record["key"])):
+            stale.unlink(missing_ok=True)
+    return servers
+
+
+@contextlib.contextmanager
+def _spawn_lock(directory: Path) -> Iterator[None]:
+    with (directory / "spawn.lock").open("a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def request_start(key: str, root: Path, config: Settings) -> str:
+    """Start a server for `key` unless one exists or another is importing; says what it did."""
+    directory = ensure_directory(config.directory)
+    with _spawn_lock(directory):
+        servers = live_servers(directory)
+        if any(s.key == key for s in servers):
+            return "a server for this project is starting"
+        if any(s.state == "starting" for s in servers):
+            return "another project's server is starting"  # one import at a time per user
+        ready = sorted((s for s in servers if s.state == "ready"), key=lambda s: s.last_used)
+        for victim in ready[: max(0, len(servers) - config.max_servers + 1)]:
+            stop(victim)
+        with log_path(directory, key).open("wb") as log:  # one server per key at a time
+            proc = subprocess.Popen(
+                # -P: no script or current folder on sys.path, the same path as the stages.
+                [sys.executable, "-P", "-m", "neuroflow.warm.server", key, str(root)],
+                cwd=root,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # not in DVC's process group, not on its pipes
+                close_fds=True,
+            )
+        write_record(directory, key, pid=proc.pid, root=str(root), state="starting")
+        return f"started server {proc.pid}"
+
+
+def stop(server: Server) -> None:
+    """Ask a server to exit once its running stages are done (SIGTERM)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(server.pid, signal.SIGTERM)
+
+
+def wait_stopped(servers: list[Server], timeout_s: float) -> list[Server]:
+    """The servers still alive after up to `timeout_s` seconds."""
+    deadline = time.monotonic() + timeout_s
+    alive = list(servers)
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.05)
+        alive = [s for s in alive if _alive(s.pid)]
+    return alive

@@ -1,0 +1,300 @@
+"""A project's warm server: import the stages' heavy modules once, then fork one process per
+stage command (`python -P -m neuroflow.warm.server KEY ROOT`, started by `registry`).
+
+The server itself runs no torch operation, opens no store and starts no thread, so a forked
+process starts from a clean import state: the stage code in it is the same code a fresh
+process would run. The server exits when it has been idle `NEUROFLOW_WARM_IDLE_S` seconds,
+when its project folder or its code changes, or on SIGTERM (after its running stages end).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import logging
+import os
+import select
+import signal
+import socket
+import struct
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from neuroflow.warm import registry
+
+log = logging.getLogger("neuroflow.warm")
+
+# What the stages import lazily, in pipeline order. A module that fails to import here is
+# imported (and fails, with its own message) in the stage that needs it.
+PRELOAD = (
+    "neuroflow.cli",
+    "neuroflow.presets",  # the CLI's extensions, imported (not registered) here
+    "neuroflow.registry.cli",
+    "neuroflow.search.cli",
+    "neuroflow.serving.cli",
+    "neuroflow.warm.cli",
+    "pandas",
+    "pyarrow.parquet",
+    "pyarrow.dataset",
+    "pyarrow.pandas_compat",
+    "neuroflow.stages.check",
+    "neuroflow.stages.ingest",
+    "great_expectations",
+    "neuroflow.validation.runner",
+    "neuroflow.validation.drift",
+    "neuroflow.stages.validate",
+    "neuroflow.stages.preprocess",
+    "torch",
+    "torch._dynamo",  # imported by an optimizer's first call
+    "torch._inductor.config",  # imported by torch.use_deterministic_algorithms
+    "safetensors.numpy",
+    "neuroflow.tracking",
+    "neuroflow.training.engine",
+    "neuroflow.training.distributed",
+    "neuroflow.training.streaming",
+    "neuroflow.stages.train",
+    "neuroflow.models.store",
+    "neuroflow.evaluation.curves",
+    "neuroflow.evaluation.plots",
+    "neuroflow.stages.evaluate",
+    "mlflow",
+    "mlflow.onnx",
+    "mlflow.store.tracking.sqlalchemy_store",
+    "mlflow.store.model_registry.sqlalchemy_store",
+    "mlflow.store.tracking.sqlalchemy_workspace_store",
+    "mlflow.store.model_registry.sqlalchemy_workspace_store",
+    "mlflow.tracing.processor.otel",
+    "alembic.command",
+    "onnx",
+    "onnxruntime",
+    "torch.onnx._internal.torchscript_exporter.symbolic_opset20",
+    "neuroflow.export.onnx_graph",
+    "neuroflow.export.model_card",
+    "neuroflow.registry.register",
+    "neuroflow.stages.export",
+)
+_MESSAGE = struct.Struct("!ci")
+_REQUEST_TIMEOUT_S = 30.0  # a client that connects and never sends: drop it, keep serving
+_CODE_CHECK_S = 10.0
+
+
+def preload() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")  # as evaluate sets it, before pyplot picks a backend
+    for name in (*PRELOAD, "matplotlib.pyplot", "matplotlib.backends.backend_agg"):
+        started = time.perf_counter()
+        try:
+            importlib.import_module(name)
+        except Exception as exc:  # the stage that needs it reports it
+            log.warning("preload %s failed: %s", name, exc)
+            continue
+        log.debug("preload %s: %.2f s", name, time.perf_counter() - started)
+    if threading.active_count() != 1:
+        raise RuntimeError(f"preloading started threads: {threading.enumerate()}")
+
+
+def _receive(conn: socket.socket) -> tuple[dict[str, Any], list[int]]:
+    data, fds, _flags, _addr = socket.recv_fds(conn, 1 << 20, 3)
+    while len(data) < 4 or len(data) < 4 + struct.unpack("!I", data[:4])[0]:
+        chunk = conn.recv(1 << 20)
+        if not chunk:
+            raise ConnectionError("the client closed before its request was complete")
+        data += chunk
+    return json.loads(data[4:]), list(fds)
+
+
+def _become_stage(
+    conn: socket.socket, request: dict[str, Any], fds: list[int], set_by_imports: dict[str, str]
+) -> None:
+    """In the forked process: take the client's streams, folder and environment, run the CLI."""
+    for target, fd in enumerate(fds):
+        os.dup2(fd, target)
+        if fd > 2:
+            os.close(fd)
+    for signum in (signal.SIGTERM, signal.SIGCHLD, signal.SIGHUP, signal.SIGQUIT):
+        signal.signal(signum, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.set_wakeup_fd(-1)
+    os.chdir(request["cwd"])
+    os.environ.clear()
+    os.environ.update({**set_by_imports, **request["env"]})  # as after the imports in a new process
+    os.umask(request["umask"])
+    sys.argv = list(request["argv"])
+    if hasattr(sys.stdout, "reconfigure"):  # buffered as a fresh process on this fd would be
+        sys.stdout.reconfigure(line_buffering=sys.stdout.isatty())
+
+    def die_with_client() -> None:
+        # The client never writes again: end of file means it is gone (killed outright).
+        with contextlib.suppress(OSError):
+            conn.recv(1)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    threading.Thread(target=die_with_client, name="warm-client-watch", daemon=True).start()
+    from neuroflow.cli import run_cli
+
+    if os.environ.get("NEUROFLOW_VERBOSE", "").lower() in ("1", "true", "yes"):
+        sys.stderr.write(f"neuroflow.warm: {sys.argv[1]} forked by warm server {os.getppid()}\n")
+    run_cli()
+
+
+def _status(wait_status: int) -> int:
+    if os.WIFSIGNALED(wait_status):
+        return -os.WTERMSIG(wait_status)
+    return os.waitstatus_to_exitcode(wait_status)
+
+
+class Server:
+    def __init__(self, key: str, root: Path, config: registry.Settings) -> None:
+        self.key, self.root, self.config = key, root, config
+        # As the client saw it: imports set variables of their own (torch: CUDA_MODULE_LOADING).
+        self.environ = dict(os.environ)
+        self.set_by_imports: dict[str, str] = {}
+        self.directory = config.directory
+        self.children: dict[int, socket.socket] = {}
+        self.stopping = False
+        self.last_active = time.monotonic()
+        self.last_code_check = time.monotonic()
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.wake_r, wake_w = os.pipe()
+        os.set_blocking(self.wake_r, False)
+        os.set_blocking(wake_w, False)
+        signal.set_wakeup_fd(wake_w)  # SIGCHLD and SIGTERM end the wait in select at once
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        signal.signal(signal.SIGTERM, self._stop)
+
+    def _stop(self, *_: object) -> None:
+        self.stopping = True
+
+    def listen(self) -> None:
+        path = registry.socket_path(self.directory, self.key)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        tmp.unlink(missing_ok=True)
+        self.listener.bind(str(tmp))
+        self.listener.listen(16)
+        tmp.replace(path)  # clients only ever see a listening socket
+        registry.write_record(
+            self.directory, self.key, pid=os.getpid(), root=str(self.root), state="ready"
+        )
+
+    def serve(self) -> None:
+        while True:
+            self._reap()
+            if not self.children and self._should_exit():
+                return
+            ready, _, _ = select.select([self.listener.fileno(), self.wake_r], [], [], 1.0)
+            if self.wake_r in ready:
+                with contextlib.suppress(BlockingIOError):
+                    os.read(self.wake_r, 512)
+            if self.listener.fileno() in ready:
+                conn, _ = self.listener.accept()
+                self._handle(conn)
+
+    def _should_exit(self) -> bool:
+        if self.stopping:
+            return True
+        if time.monotonic() - self.last_active > self.config.idle_s:
+            log.info("idle for %.0f s: exiting", self.config.idle_s)
+            return True
+        if time.monotonic() - self.last_code_check > _CODE_CHECK_S:
+            self.last_code_check = time.monotonic()
+            if not self.root.is_dir():
+                log.info("%s is gone: exiting", self.root)
+                return True
+            if registry.server_key(self.root, self.environ) != self.key:
+                log.info("the code or the environment changed: exiting")
+                return True
+        return False
+
+    def _handle(self, conn: socket.socket) -> None:
+        conn.settimeout(_REQUEST_TIMEOUT_S)
+        try:
+            request, fds = _receive(conn)
+        except (OSError, ValueError, ConnectionError) as exc:
+            log.warning("dropped a request: %s", exc)
+            conn.close()
+            return
+        conn.settimeout(None)
+        if self.stopping or request.get("key") != self.key:
+            with contextlib.suppress(OSError):
+                conn.sendall(_MESSAGE.pack(b"R", 0))
+            for fd in fds:
+                os.close(fd)
+            conn.close()
+            return
+        pid = os.fork()
+        if pid == 0:
+            try:
+                self.listener.close()
+                os.close(self.wake_r)
+                for other in self.children.values():
+                    other.close()
+                _become_stage(conn, request, fds, self.set_by_imports)
+            except BaseException:  # the forked process must never return into the server
+                import traceback
+
+                traceback.print_exc()
+            finally:
+                os._exit(1)
+        for fd in fds:
+            os.close(fd)
+        self.children[pid] = conn
+        self.last_active = time.monotonic()
+        with contextlib.suppress(OSError):
+            conn.sendall(_MESSAGE.pack(b"P", pid))
+            os.utime(registry.record_path(self.directory, self.key))
+
+    def _reap(self) -> None:
+        while self.children:
+            try:
+                pid, wait_status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            conn = self.children.pop(pid, None)
+            self.last_active = time.monotonic()
+            if conn is None:
+                continue
+            with contextlib.suppress(OSError):
+                conn.sendall(_MESSAGE.pack(b"S", _status(wait_status)))
+            conn.close()
+
+    def close(self) -> None:
+        # The key names this server alone: no other can start while its record is alive.
+        registry.socket_path(self.directory, self.key).unlink(missing_ok=True)
+        self.listener.close()
+        registry.record_path(self.directory, self.key).unlink(missing_ok=True)
+        registry.log_path(self.directory, self.key).unlink(missing_ok=True)  # kept after a crash
+
+
+def main(argv: list[str]) -> int:
+    logging.basicConfig(  # the libraries' start-up chatter stays out of the server's log
+        level=logging.WARNING, format=f"%(asctime)s warm[{os.getpid()}] %(levelname)s %(message)s"
+    )
+    log.setLevel(logging.INFO)
+    key, root = argv[0], Path(argv[1])
+    config = registry.settings()
+    if registry.server_key(root) != key:
+        log.warning("key mismatch for %s: the code changed while starting; not serving", root)
+        registry.record_path(config.directory, key).unlink(missing_ok=True)
+        return 1
+    started = time.perf_counter()
+    server = Server(key, root, config)
+    try:
+        preload()
+        server.set_by_imports = {k: v for k, v in os.environ.items() if server.environ.get(k) != v}
+        log.info("preloaded in %.1f s; serving %s", time.perf_counter() - started, root)
+        server.listen()
+        server.serve()
+    finally:
+        server.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
