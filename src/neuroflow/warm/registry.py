@@ -162,8 +162,7 @@ def request_start(key: str, root: Path, config: Settings) -> str:
             return "a server for this project is starting"
         if any(s.state == "starting" for s in servers):
             return "another project's server is starting"  # one import at a time per user
-        ready = sorted((s for s in servers if s.state == "ready"), key=lambda s: s.last_used)
-        for victim in ready[: max(0, len(servers) - config.max_servers + 1)]:
+        for victim in to_evict(servers, config.max_servers):
             stop(victim)
         with log_path(directory, key).open("wb") as log:  # one server per key at a time
             proc = subprocess.Popen(
@@ -178,6 +177,12 @@ def request_start(key: str, root: Path, config: Settings) -> str:
             )
         write_record(directory, key, pid=proc.pid, root=str(root), state="starting")
         return f"started server {proc.pid}"
+
+
+def to_evict(servers: list[Server], max_servers: int) -> list[Server]:
+    """The least recently used ready servers to stop so that one more fits under the cap."""
+    ready = sorted((s for s in servers if s.state == "ready"), key=lambda s: s.last_used)
+    return ready[: max(0, len(servers) - max_servers + 1)]
 
 
 def stop(server: Server) -> None:

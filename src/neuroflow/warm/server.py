@@ -157,6 +157,7 @@ class Server:
         self.directory = config.directory
         self.children: dict[int, socket.socket] = {}
         self.stopping = False
+        self.listening = False
         self.last_active = time.monotonic()
         self.last_code_check = time.monotonic()
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -168,7 +169,9 @@ class Server:
         signal.signal(signal.SIGTERM, self._stop)
 
     def _stop(self, *_: object) -> None:
-        self.stopping = True
+        if not self.listening:
+            raise SystemExit(0)  # still importing: nothing runs here yet, stop now
+        self.stopping = True  # let the running stages end first
 
     def listen(self) -> None:
         path = registry.socket_path(self.directory, self.key)
@@ -177,6 +180,7 @@ class Server:
         self.listener.bind(str(tmp))
         self.listener.listen(16)
         tmp.replace(path)  # clients only ever see a listening socket
+        self.listening = True
         registry.write_record(
             self.directory, self.key, pid=os.getpid(), root=str(self.root), state="ready"
         )

@@ -1,0 +1,127 @@
+"""Warm stage servers without starting one: which commands go to a server, what a server's key
+covers, and when a new server may start."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from neuroflow.warm import client, registry
+
+DVC = {"DVC_STAGE": "train", "DVC_ROOT": "/p"}
+
+
+@pytest.mark.parametrize(
+    ("argv", "environ", "expected"),
+    [
+        (["neuroflow", "train"], DVC, True),
+        (["neuroflow", "export", "--params", "p.yaml"], DVC, True),
+        (["neuroflow", "export", "-p", "p.yaml"], DVC, True),
+        (["neuroflow", "evaluate", "--params=p.yaml"], DVC, True),
+        (["neuroflow", "train"], {}, False),  # typed by hand: runs here
+        (["neuroflow", "train"], {**DVC, "NEUROFLOW_WARM": "0"}, False),
+        (["neuroflow", "train"], {**DVC, "NEUROFLOW_WARM": "off"}, False),
+        (["neuroflow", "train", "--nproc", "2"], DVC, False),  # re-executes under torchrun
+        (["neuroflow", "train"], {**DVC, "WORLD_SIZE": "2", "RANK": "1"}, False),
+        (["neuroflow", "-v", "train"], DVC, False),
+        (["neuroflow", "promote"], DVC, False),
+        (["neuroflow"], DVC, False),
+    ],
+)
+def test_only_pipeline_stages_that_dvc_runs_go_to_a_server(
+    argv: list[str], environ: dict[str, str], expected: bool
+) -> None:
+    assert client.eligible(argv, environ) is expected
+
+
+def test_the_key_covers_the_project_the_import_environment_and_every_package_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    package = tmp_path / "neuroflow"
+    shutil.copytree(registry.package_dir(), package, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(registry, "package_dir", lambda: package)
+    env = {"PATH": "/bin", "OMP_NUM_THREADS": "2"}
+    key = registry.server_key(Path("/a"), env)
+    assert registry.server_key(Path("/a"), env) == key
+    assert len(key) == 16
+    assert registry.server_key(Path("/b"), env) != key
+    assert registry.server_key(Path("/a"), {**env, "OMP_NUM_THREADS": "1"}) != key
+    assert registry.server_key(Path("/a"), {**env, "PYTHONPATH": "/x"}) != key
+    # Read when a stage runs, not when it imports: the same server serves it.
+    assert registry.server_key(Path("/a"), {**env, "MLFLOW_TRACKING_URI": "sqlite://"}) == key
+    source = package / "stages" / "train.py"
+    stat = source.stat()
+    os.utime(source, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
+    assert registry.server_key(Path("/a"), env) != key
+
+
+def _record(directory: Path, key: str, pid: int, state: str) -> None:
+    registry.write_record(directory, key, pid=pid, root=f"/{key}", state=state)
+
+
+def test_one_server_imports_at_a_time_and_none_twice_for_a_project(tmp_path: Path) -> None:
+    config = registry.settings({registry.DIR_ENV: str(tmp_path / "warm")})
+    directory = registry.ensure_directory(config.directory)
+    _record(directory, "mine", os.getpid(), "starting")
+    assert "this project" in registry.request_start("mine", tmp_path, config)
+    assert "another project" in registry.request_start("other", tmp_path, config)
+    # Nothing was started: the only records are the ones written here.
+    assert [s.key for s in registry.live_servers(directory)] == ["mine"]
+
+
+def test_records_of_dead_servers_are_swept(tmp_path: Path) -> None:
+    directory = registry.ensure_directory(tmp_path / "warm")
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        text=True,
+        capture_output=True,
+        check=True,
+    )
+    _record(directory, "gone", int(dead.stdout), "ready")
+    registry.socket_path(directory, "gone").write_text("")
+    _record(directory, "here", os.getpid(), "ready")
+    assert [s.key for s in registry.live_servers(directory)] == ["here"]
+    assert sorted(p.name for p in directory.iterdir()) == ["here.json"]
+
+
+def test_the_least_recently_used_ready_servers_make_room(tmp_path: Path) -> None:
+    directory = registry.ensure_directory(tmp_path / "warm")
+    for age, (key, state) in enumerate([("old", "ready"), ("new", "ready"), ("busy", "starting")]):
+        _record(directory, key, os.getpid(), state)
+        os.utime(registry.record_path(directory, key), (1000 + age, 1000 + age))
+    servers = registry.live_servers(directory)
+    assert [s.key for s in registry.to_evict(servers, max_servers=3)] == ["old"]
+    assert [s.key for s in registry.to_evict(servers, max_servers=2)] == ["old", "new"]
+    assert registry.to_evict(servers, max_servers=4) == []
+
+
+def test_the_registry_folder_is_private(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o777)
+    shared.chmod(0o777)
+    with pytest.raises(PermissionError, match="0700"):
+        registry.ensure_directory(shared)
+    assert registry.ensure_directory(tmp_path / "own").stat().st_mode & 0o777 == 0o700
+
+
+def test_a_stage_command_with_no_server_runs_here(tmp_path: Path) -> None:
+    """A registry folder that cannot be made: the command still runs, in its own process."""
+    blocked = tmp_path / "file"
+    blocked.write_text("")
+    env = {**os.environ, "DVC_STAGE": "check", registry.DIR_ENV: str(blocked / "warm")}
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "neuroflow"), "check", "--params", "missing.yaml"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "missing.yaml" in proc.stderr
+    assert json.dumps(proc.stderr).count("Traceback") == 0
