@@ -21,6 +21,7 @@ import struct
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -82,7 +83,9 @@ _REQUEST_TIMEOUT_S = 30.0  # a client that connects and never sends: drop it, ke
 _CODE_CHECK_S = 10.0
 
 
-def preload() -> None:
+def preload(between: Callable[[], bool]) -> bool:
+    """Import PRELOAD in order, calling `between` after each module (it serves the stages that
+    arrived meanwhile: they start from what is imported so far). False if `between` said stop."""
     import matplotlib
 
     matplotlib.use("Agg")  # as evaluate sets it, before pyplot picks a backend
@@ -92,10 +95,10 @@ def preload() -> None:
             importlib.import_module(name)
         except Exception as exc:  # the stage that needs it reports it
             log.warning("preload %s failed: %s", name, exc)
-            continue
         log.debug("preload %s: %.2f s", name, time.perf_counter() - started)
-    if threading.active_count() != 1:
-        raise RuntimeError(f"preloading started threads: {threading.enumerate()}")
+        if not between():
+            return False
+    return True
 
 
 def _receive(conn: socket.socket) -> tuple[dict[str, Any], list[int]]:
@@ -153,7 +156,6 @@ class Server:
         self.key, self.root, self.config = key, root, config
         # As the client saw it: imports set variables of their own (torch: CUDA_MODULE_LOADING).
         self.environ = dict(os.environ)
-        self.set_by_imports: dict[str, str] = {}
         self.directory = config.directory
         self.children: dict[int, socket.socket] = {}
         self.stopping = False
@@ -170,8 +172,8 @@ class Server:
 
     def _stop(self, *_: object) -> None:
         if not self.listening:
-            raise SystemExit(0)  # still importing: nothing runs here yet, stop now
-        self.stopping = True  # let the running stages end first
+            raise SystemExit(0)  # nothing can have been forked yet: stop now
+        self.stopping = True  # let the running stages end first (preloading stops too)
 
     def listen(self) -> None:
         path = registry.socket_path(self.directory, self.key)
@@ -181,6 +183,9 @@ class Server:
         self.listener.listen(16)
         tmp.replace(path)  # clients only ever see a listening socket
         self.listening = True
+
+    def mark_ready(self) -> None:
+        """Everything imported: the per-user start guard lets the next server import."""
         registry.write_record(
             self.directory, self.key, pid=os.getpid(), root=str(self.root), state="ready"
         )
@@ -190,13 +195,23 @@ class Server:
             self._reap()
             if not self.children and self._should_exit():
                 return
-            ready, _, _ = select.select([self.listener.fileno(), self.wake_r], [], [], 1.0)
-            if self.wake_r in ready:
-                with contextlib.suppress(BlockingIOError):
-                    os.read(self.wake_r, 512)
-            if self.listener.fileno() in ready:
-                conn, _ = self.listener.accept()
-                self._handle(conn)
+            self._wait_and_handle(timeout_s=1.0)
+
+    def serve_pending(self) -> bool:
+        """Between two preloaded modules: fork the stages waiting now, reap the ended ones.
+        False once the server is asked to stop."""
+        self._reap()
+        self._wait_and_handle(timeout_s=0.0)
+        return not self.stopping
+
+    def _wait_and_handle(self, timeout_s: float) -> None:
+        ready, _, _ = select.select([self.listener.fileno(), self.wake_r], [], [], timeout_s)
+        if self.wake_r in ready:
+            with contextlib.suppress(BlockingIOError):
+                os.read(self.wake_r, 512)
+        if self.listener.fileno() in ready:
+            conn, _ = self.listener.accept()
+            self._handle(conn)
 
     def _should_exit(self) -> bool:
         if self.stopping:
@@ -223,13 +238,17 @@ class Server:
             conn.close()
             return
         conn.settimeout(None)
-        if self.stopping or request.get("key") != self.key:
+        # A thread would not survive the fork (a lock it holds stays held): refuse, run there.
+        refuse = self.stopping or threading.active_count() != 1
+        if refuse or request.get("key") != self.key:
             with contextlib.suppress(OSError):
                 conn.sendall(_MESSAGE.pack(b"R", 0))
             for fd in fds:
                 os.close(fd)
             conn.close()
             return
+        # As after the same imports in a new process (torch sets CUDA_MODULE_LOADING).
+        set_by_imports = {k: v for k, v in os.environ.items() if self.environ.get(k) != v}
         pid = os.fork()
         if pid == 0:
             try:
@@ -237,7 +256,7 @@ class Server:
                 os.close(self.wake_r)
                 for other in self.children.values():
                     other.close()
-                _become_stage(conn, request, fds, self.set_by_imports)
+                _become_stage(conn, request, fds, set_by_imports)
             except BaseException:  # the forked process must never return into the server
                 import traceback
 
@@ -290,10 +309,10 @@ def main(argv: list[str]) -> int:
     started = time.perf_counter()
     server = Server(key, root, config)
     try:
-        preload()
-        server.set_by_imports = {k: v for k, v in os.environ.items() if server.environ.get(k) != v}
-        log.info("preloaded in %.1f s; serving %s", time.perf_counter() - started, root)
-        server.listen()
+        server.listen()  # stages that come while it imports start from what is imported so far
+        if preload(server.serve_pending):
+            server.mark_ready()
+            log.info("preloaded in %.1f s; serving %s", time.perf_counter() - started, root)
         server.serve()
     finally:
         server.close()
