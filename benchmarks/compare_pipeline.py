@@ -54,11 +54,30 @@ def _timed_dvc(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, 
     return seconds, _RAN.findall(proc.stdout + proc.stderr)
 
 
+def entry_point_bin(tree: Path, dest: Path) -> Path:
+    """A folder holding the `neuroflow` script that installing `tree` would write (its own
+    pyproject entry point): the virtual environment's script may name a module that the other
+    revision does not have."""
+    import tomllib
+
+    target = tomllib.loads((tree / "pyproject.toml").read_text())["project"]["scripts"]
+    module, func = target["neuroflow"].split(":")
+    dest.mkdir(parents=True, exist_ok=True)
+    script = dest / "neuroflow"
+    script.write_text(
+        f"#!{sys.executable}\nimport sys\nfrom {module} import {func}\nsys.exit({func}())\n"
+    )
+    script.chmod(0o755)
+    return dest
+
+
 def cold_then_iteration(source: Path, dest: Path) -> dict[str, Any]:
     """A cold `dvc repro` in a fresh copy, then `dvc exp run -S train.lr=...` in it."""
     copy_project(dest, source)
     env = project_env(dest)
     env["PYTHONPATH"] = os.pathsep.join([str(source / "src"), env.get("PYTHONPATH", "")])
+    scripts = entry_point_bin(source, dest.with_name(f"{dest.name}-bin"))
+    env["PATH"] = f"{scripts}{os.pathsep}{env['PATH']}"
     cold, _ = _timed_dvc(["repro"], dest, env)
     iteration, ran = _timed_dvc(["exp", "run", "-S", f"train.lr={ITERATION_LR}"], dest, env)
     return {"cold": cold, "iteration": iteration, "iteration_stages": ran}

@@ -335,19 +335,8 @@ def _exit_now(code: int | None) -> NoReturn:
 
 
 def main() -> None:
-    """The `neuroflow` command: a stage DVC runs goes to the project's warm server if one is
-    ready (neuroflow.warm); everything else runs here."""
-    if "DVC_STAGE" in os.environ:  # set by DVC for each stage command it runs
-        from neuroflow.warm import client
-
-        if client.eligible(sys.argv):
-            code = client.run_warm(sys.argv)
-            if code is not None:
-                _exit_now(code)
-    run_cli()
-
-
-def run_cli() -> None:
+    """The commands, run in this process (`neuroflow.warm.client.entry` decides first whether
+    a warm server runs a stage instead)."""
     # Quiet third-party start-up chatter before any heavy import can emit it.
     os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
     _register_extensions()
@@ -362,4 +351,4 @@ def run_cli() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main()  # torchrun's ranks: each rank is a process of its own, never a warm one

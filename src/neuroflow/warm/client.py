@@ -31,6 +31,22 @@ _FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, sign
 _MESSAGE = struct.Struct("!ci")  # kind, value: b"P" pid, b"S" status, b"R" refused
 
 
+def entry() -> None:
+    """The `neuroflow` command. A stage DVC runs goes to the project's warm server when one
+    listens; anything else (and a stage no server takes) runs in this process. Decided before
+    the CLI is imported: a stage the server runs costs this process no import but this one."""
+    if "DVC_STAGE" in os.environ and eligible(sys.argv):  # DVC sets it for each stage command
+        code = run_warm(sys.argv)
+        if code is not None:
+            for stream in (sys.stdout, sys.stderr):
+                with contextlib.suppress(OSError, ValueError):
+                    stream.flush()
+            os._exit(code)
+    from neuroflow.cli import main
+
+    main()
+
+
 def eligible(argv: list[str], environ: Mapping[str, str] = os.environ) -> bool:
     """A pipeline stage that DVC runs, with no option but the params file."""
     if "DVC_STAGE" not in environ or any(k in environ for k in _RANK_ENV):

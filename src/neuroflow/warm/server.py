@@ -138,11 +138,11 @@ def _become_stage(
         os.kill(os.getpid(), signal.SIGKILL)
 
     threading.Thread(target=die_with_client, name="warm-client-watch", daemon=True).start()
-    from neuroflow.cli import run_cli
+    from neuroflow.cli import main
 
     if os.environ.get("NEUROFLOW_VERBOSE", "").lower() in ("1", "true", "yes"):
         sys.stderr.write(f"neuroflow.warm: {sys.argv[1]} forked by warm server {os.getppid()}\n")
-    run_cli()
+    main()
 
 
 def _status(wait_status: int) -> int:
