@@ -125,3 +125,23 @@ def test_a_stage_command_with_no_server_runs_here(tmp_path: Path) -> None:
     assert proc.returncode == 2, proc.stderr
     assert "missing.yaml" in proc.stderr
     assert json.dumps(proc.stderr).count("Traceback") == 0
+
+
+def test_a_light_stage_runs_here_while_the_server_is_still_importing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    directory = registry.ensure_directory(tmp_path / "warm")
+    monkeypatch.setenv(registry.DIR_ENV, str(directory))
+    monkeypatch.setenv("DVC_ROOT", str(tmp_path))
+    key = registry.server_key(tmp_path.resolve())
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as importing:
+        # Listening, but busy importing: it would answer only between two modules.
+        importing.bind(str(registry.socket_path(directory, key)))
+        importing.listen(1)
+        _record(directory, key, os.getpid(), "starting")
+        assert not registry.is_ready(directory, key)
+        assert client.run_warm(["neuroflow", "check"]) is None  # at once, not connected
+        _record(directory, key, os.getpid(), "ready")
+        assert registry.is_ready(directory, key)

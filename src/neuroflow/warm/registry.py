@@ -114,6 +114,14 @@ def write_record(directory: Path, key: str, **fields: Any) -> None:
     tmp.replace(path)
 
 
+def is_ready(directory: Path, key: str) -> bool:
+    """Whether the server for `key` has imported everything (its record says "ready")."""
+    try:
+        return json.loads(record_path(directory, key).read_text()).get("state") == "ready"
+    except (OSError, ValueError):
+        return False
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
