@@ -77,6 +77,7 @@ def views(shared_run: SharedRun, tmp_path_factory: pytest.TempPathFactory) -> di
     out: dict[str, Any] = {"root": root, "repro": shared_run.log}
     summary = json.loads((root / "artifacts/train_summary.json").read_text())
     out["epochs_run"] = int(summary["epochs_run"])  # the same params train as long every time
+    out["summary"] = summary
     run(root, "git", "add", "-A")
     run(root, "git", "commit", "-qm", "fast params and a pipeline run")
     out["status"] = run(root, "dvc", "status").stdout
@@ -125,6 +126,12 @@ def test_terminal_shows_a_rich_bar_not_epoch_lines(views: dict[str, Any]) -> Non
     assert "━" in drawn and f"{views['epochs_run']}/{FAST_TRAIN['epochs']}" in drawn, drawn
     assert not EPOCH_LINE.search(drawn)  # the bar replaces the plain lines
     assert "train: best epoch" in drawn  # and the stage still ends with its summary
+
+
+def test_train_summary_says_how_the_steps_ran(views: dict[str, Any]) -> None:
+    graphs = views["summary"]["cuda_graphs"]
+    assert graphs["mode"] == "auto"
+    assert graphs["reason"].startswith("training eagerly: "), graphs  # this machine has no GPU
 
 
 def test_dvc_metrics_hold_test_quality_only(views: dict[str, Any]) -> None:

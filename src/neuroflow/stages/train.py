@@ -344,6 +344,8 @@ def _write_model(
         "threads": result.threads,
         "training_data": "streamed" if prep.streamed else "in_memory",
     }
+    if "cuda_graphs" in result.extra:  # how the steps ran: captured, replayed, eager and why
+        summary["cuda_graphs"] = result.extra["cuda_graphs"]
     if ctx is not None:
         summary |= {"world_size": ctx.world_size, "backend": ctx.backend}
     write_json(paths.train_summary, summary)
