@@ -39,7 +39,7 @@ BIN = Path(sys.executable).parent
 
 GOALS = {"cold": 20.0, "iteration": 8.0}
 NOTE = (
-    "What 'after' changes: the stages DVC runs are forked from the project's warm server "
+    "What 'after' changes: the stages DVC runs are forked from a warm server "
     "(`neuroflow/warm`), which imported torch, pandas, Great Expectations and MLflow once; the "
     "first stage of the cold run starts it and the light stages run on their own until it has "
     "imported everything. 'Pipeline overhead' above measures each stage run on its own "

@@ -1,6 +1,7 @@
-"""Warm stage servers through the real pipeline: a stage forked from the project's server gives
-the same outputs as one that imports for itself, keeps the exit code and the message of a
-failing stage, dies when DVC is killed outright, and the server exits when idle or stopped.
+"""Warm stage servers through the real pipeline: a stage forked from the environment's server
+gives the same outputs as one that imports for itself, serves another project too, keeps the
+exit code and the message of a failing stage, dies when DVC is killed outright, and the server
+exits when idle or stopped.
 """
 
 from __future__ import annotations
@@ -30,7 +31,9 @@ FORKED = "forked by warm server"
 
 
 def _server(root: Path, directory: Path) -> registry.Server | None:
-    found = [s for s in registry.live_servers(directory) if s.root == str(root.resolve())]
+    """The server that stages run in `root` would go to."""
+    key = registry.server_key(clean_env(root))
+    found = [s for s in registry.live_servers(directory) if s.key == key]
     return found[0] if found else None
 
 
@@ -120,14 +123,26 @@ def test_a_failing_warm_stage_keeps_its_exit_code_and_message(warm: Warm) -> Non
     params["train"]["lr"] = -1.0
     (project / "bad.yaml").write_text(yaml.safe_dump(params))
     stage = ("neuroflow", "check", "--params", "bad.yaml")
-    env = {"DVC_STAGE": "check", "NEUROFLOW_VERBOSE": "1"}
-    local = run(project, *stage, check=False, NEUROFLOW_WARM="0", **env)
-    forked = run(project, *stage, check=False, **env)
+    local = run(
+        project, *stage, check=False, NEUROFLOW_WARM="0", DVC_STAGE="check", NEUROFLOW_VERBOSE="1"
+    )
+    forked = run(project, *stage, check=False, DVC_STAGE="check", NEUROFLOW_VERBOSE="1")
     assert f"{FORKED} {server.pid}" in forked.stderr
     assert local.returncode == forked.returncode == 2
     assert "train.lr" in local.stderr
     message = [line for line in local.stderr.splitlines() if "train.lr" in line]
     assert message and all(line.split(" ", 1)[1] in forked.stderr for line in message)
+
+
+def test_another_project_in_this_environment_uses_the_same_server(
+    warm: Warm, tmp_path: Path
+) -> None:
+    other = tmp_path / "other"
+    shutil.copytree(warm.root, other, symlinks=True)
+    proc = run(other, "neuroflow", "check", DVC_STAGE="check", NEUROFLOW_VERBOSE="1")
+    assert f"check {FORKED} {warm.server.pid}" in proc.stderr
+    assert (other / "data/checked.txt").exists()
+    assert [s.pid for s in registry.live_servers(warm.directory)] == [warm.server.pid]
 
 
 def test_killing_dvc_outright_kills_the_forked_stage(warm: Warm, tmp_path: Path) -> None:

@@ -40,37 +40,36 @@ def test_only_pipeline_stages_that_dvc_runs_go_to_a_server(
     assert client.eligible(argv, environ) is expected
 
 
-def test_the_key_covers_the_project_the_import_environment_and_every_package_file(
+def test_the_key_covers_the_import_environment_and_every_package_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     package = tmp_path / "neuroflow"
     shutil.copytree(registry.package_dir(), package, ignore=shutil.ignore_patterns("__pycache__"))
     monkeypatch.setattr(registry, "package_dir", lambda: package)
     env = {"PATH": "/bin", "OMP_NUM_THREADS": "2"}
-    key = registry.server_key(Path("/a"), env)
-    assert registry.server_key(Path("/a"), env) == key
+    key = registry.server_key(env)
+    assert registry.server_key(env) == key
     assert len(key) == 16
-    assert registry.server_key(Path("/b"), env) != key
-    assert registry.server_key(Path("/a"), {**env, "OMP_NUM_THREADS": "1"}) != key
-    assert registry.server_key(Path("/a"), {**env, "PYTHONPATH": "/x"}) != key
-    # Read when a stage runs, not when it imports: the same server serves it.
-    assert registry.server_key(Path("/a"), {**env, "MLFLOW_TRACKING_URI": "sqlite://"}) == key
+    assert registry.server_key({**env, "OMP_NUM_THREADS": "1"}) != key
+    assert registry.server_key({**env, "PYTHONPATH": "/x"}) != key
+    # Read when a stage runs, not when it imports (the project, its store): the same server.
+    assert registry.server_key({**env, "MLFLOW_TRACKING_URI": "sqlite://", "DVC_ROOT": "/b"}) == key
     source = package / "stages" / "train.py"
     stat = source.stat()
     os.utime(source, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
-    assert registry.server_key(Path("/a"), env) != key
+    assert registry.server_key(env) != key
 
 
 def _record(directory: Path, key: str, pid: int, state: str) -> None:
-    registry.write_record(directory, key, pid=pid, root=f"/{key}", state=state)
+    registry.write_record(directory, key, pid=pid, python=f"/{key}", state=state)
 
 
-def test_one_server_imports_at_a_time_and_none_twice_for_a_project(tmp_path: Path) -> None:
+def test_one_server_imports_at_a_time_and_none_twice_for_an_environment(tmp_path: Path) -> None:
     config = registry.settings({registry.DIR_ENV: str(tmp_path / "warm")})
     directory = registry.ensure_directory(config.directory)
     _record(directory, "mine", os.getpid(), "starting")
-    assert "this project" in registry.request_start("mine", tmp_path, config)
-    assert "another project" in registry.request_start("other", tmp_path, config)
+    assert "for this environment" in registry.request_start("mine", config)
+    assert "another server" in registry.request_start("other", config)
     # Nothing was started: the only records are the ones written here.
     assert [s.key for s in registry.live_servers(directory)] == ["mine"]
 
@@ -134,8 +133,7 @@ def test_a_light_stage_runs_here_while_the_server_is_still_importing(
 
     directory = registry.ensure_directory(tmp_path / "warm")
     monkeypatch.setenv(registry.DIR_ENV, str(directory))
-    monkeypatch.setenv("DVC_ROOT", str(tmp_path))
-    key = registry.server_key(tmp_path.resolve())
+    key = registry.server_key()
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as importing:
         # Listening, but busy importing: it would answer only between two modules.
         importing.bind(str(registry.socket_path(directory, key)))

@@ -17,14 +17,14 @@ if TYPE_CHECKING:
 
 def register(app: typer.Typer) -> None:
     warm = typer.Typer(
-        help="Warm stage servers: one per project, started by `dvc repro` (NEUROFLOW_WARM=0: off).",
+        help="Warm stage servers, one per environment (NEUROFLOW_WARM=0 turns them off).",
         no_args_is_help=True,
     )
     app.add_typer(warm, name="warm")
 
     @warm.command("status")
     def status_cmd(as_json: JsonOpt = False) -> None:
-        """The live servers: pid, state, idle seconds and project folder."""
+        """The live servers: pid, state, idle seconds and the environment each serves."""
         from neuroflow.warm import registry
 
         config = registry.settings()
@@ -36,20 +36,20 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"no warm server ({config.directory})")
         for s in servers:
             idle = time.time() - s.last_used
-            typer.echo(f"{s.pid:>8}  {s.state:<8}  idle {idle:6.0f} s  {s.root}")
+            typer.echo(f"{s.pid:>8}  {s.state:<8}  idle {idle:6.0f} s  {s.python}")
 
     @warm.command("stop")
     def stop_cmd(
         every: Annotated[
-            bool, typer.Option("--all", help="Every project's server, not only this folder's.")
+            bool, typer.Option("--all", help="Every server, not only the one for this environment.")
         ] = False,
     ) -> None:
-        """Stop the server of this project (the current folder), or all; running stages finish."""
+        """Stop the server this environment's stages use, or all; running stages finish."""
         from neuroflow.warm import registry
 
         config = registry.settings()
-        here = str(Path.cwd().resolve())
-        chosen = [s for s in _servers(config.directory) if every or s.root == here]
+        key = registry.server_key()
+        chosen = [s for s in _servers(config.directory) if every or s.key == key]
         for server in chosen:
             registry.stop(server)
         left = registry.wait_stopped(chosen, timeout_s=30.0)

@@ -67,16 +67,15 @@ def eligible(argv: list[str], environ: Mapping[str, str] = os.environ) -> bool:
 def run_warm(argv: list[str]) -> int | None:
     """The stage's exit code from a warm server, or None: run it in this process."""
     config = registry.settings()
-    root = Path(os.environ.get("DVC_ROOT") or Path.cwd()).resolve()
     try:
-        key = registry.server_key(root)
+        key = registry.server_key()
         if argv[1] in LIGHT and not registry.is_ready(config.directory, key):
             if not registry.socket_path(config.directory, key).exists():
-                registry.request_start(key, root, config)
+                registry.request_start(key, config)
             return None
         conn = _connect(registry.socket_path(config.directory, key))
         if conn is None:
-            registry.request_start(key, root, config)
+            registry.request_start(key, config)
             return None
     except OSError:
         return None  # no registry folder, no socket: the stage runs here, as without servers

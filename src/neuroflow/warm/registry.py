@@ -1,9 +1,10 @@
 """Where warm servers live, which server fits a stage command, and when a new one may start.
 
-A server serves one project with one interpreter and one version of the code: its key hashes
-the project root, the interpreter, the environment that changes what an import does, and the
-size and mtime of every package file and install directory. Any change gives a new key, so a
-stage never runs code older than the files on disk. Start-up is guarded per user: one server
+A server serves every project that uses one interpreter and one version of the code (nothing
+it holds belongs to a project: a forked stage takes the command's folder and environment). Its
+key hashes the interpreter, the environment that changes what an import does, and the size and
+mtime of every package file and install directory. Any change gives a new key, so a stage never
+runs code older than the files on disk. Start-up is guarded per user: one server
 imports at a time, at most `NEUROFLOW_WARM_MAX` live at once (the least recently used idle one
 is asked to stop), and each exits after `NEUROFLOW_WARM_IDLE_S` idle seconds.
 """
@@ -48,7 +49,7 @@ class Settings:
 class Server:
     key: str
     pid: int
-    root: str
+    python: str  # the environment it serves (sys.prefix)
     state: str  # "starting" (importing) or "ready" (listening)
     last_used: float  # the record's mtime: touched at every request
 
@@ -68,11 +69,11 @@ def package_dir() -> Path:
     return Path(__file__).resolve().parent.parent
 
 
-def server_key(root: Path, environ: Mapping[str, str] = os.environ) -> str:
-    """The key of the server that may run stages of `root` for this process (16 hex digits)."""
+def server_key(environ: Mapping[str, str] = os.environ) -> str:
+    """The key of the server that may run this process's stages (16 hex digits)."""
     digest = hashlib.sha256()
     import_env = sorted((k, v) for k, v in environ.items() if k.startswith(_IMPORT_ENV))
-    header = [str(root), sys.executable, sys.prefix, str(package_dir()), import_env]
+    header = [sys.executable, sys.prefix, str(package_dir()), import_env]
     digest.update(json.dumps(header).encode())
     for directory in [*site.getsitepackages(), str(package_dir())]:
         with contextlib.suppress(OSError):
@@ -143,7 +144,7 @@ def live_servers(directory: Path) -> list[Server]:
             continue
         if _alive(int(record["pid"])):
             servers.append(
-                Server(record["key"], int(record["pid"]), record["root"], record["state"], mtime)
+                Server(record["key"], int(record["pid"]), record["python"], record["state"], mtime)
             )
             continue
         for stale in (path, socket_path(directory, record["key"])):
@@ -161,29 +162,29 @@ def _spawn_lock(directory: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def request_start(key: str, root: Path, config: Settings) -> str:
+def request_start(key: str, config: Settings) -> str:
     """Start a server for `key` unless one exists or another is importing; says what it did."""
     directory = ensure_directory(config.directory)
     with _spawn_lock(directory):
         servers = live_servers(directory)
         if any(s.key == key for s in servers):
-            return "a server for this project is starting"
+            return "a server for this environment is starting"
         if any(s.state == "starting" for s in servers):
-            return "another project's server is starting"  # one import at a time per user
+            return "another server is starting"  # one import at a time per user
         for victim in to_evict(servers, config.max_servers):
             stop(victim)
         with log_path(directory, key).open("wb") as log:  # one server per key at a time
             proc = subprocess.Popen(
                 # -P: no script or current folder on sys.path, the same path as the stages.
-                [sys.executable, "-P", "-m", "neuroflow.warm.server", key, str(root)],
-                cwd=root,
+                [sys.executable, "-P", "-m", "neuroflow.warm.server", key],
+                cwd="/",  # no project's folder: stages take their own
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # not in DVC's process group, not on its pipes
                 close_fds=True,
             )
-        write_record(directory, key, pid=proc.pid, root=str(root), state="starting")
+        write_record(directory, key, pid=proc.pid, python=sys.prefix, state="starting")
         return f"started server {proc.pid}"
 
 

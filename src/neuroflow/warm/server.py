@@ -1,10 +1,11 @@
-"""A project's warm server: import the stages' heavy modules once, then fork one process per
-stage command (`python -P -m neuroflow.warm.server KEY ROOT`, started by `registry`).
+"""A warm server: import the stages' heavy modules once, then fork one process per stage
+command of any project using this environment (`python -P -m neuroflow.warm.server KEY`,
+started by `registry`).
 
 The server itself runs no torch operation, opens no store and starts no thread, so a forked
 process starts from a clean import state: the stage code in it is the same code a fresh
 process would run. The server exits when it has been idle `NEUROFLOW_WARM_IDLE_S` seconds,
-when its project folder or its code changes, or on SIGTERM (after its running stages end).
+when its code or environment changes, or on SIGTERM (after its running stages end).
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from neuroflow.warm import registry
@@ -152,8 +152,8 @@ def _status(wait_status: int) -> int:
 
 
 class Server:
-    def __init__(self, key: str, root: Path, config: registry.Settings) -> None:
-        self.key, self.root, self.config = key, root, config
+    def __init__(self, key: str, config: registry.Settings) -> None:
+        self.key, self.config = key, config
         # As the client saw it: imports set variables of their own (torch: CUDA_MODULE_LOADING).
         self.environ = dict(os.environ)
         self.directory = config.directory
@@ -187,7 +187,7 @@ class Server:
     def mark_ready(self) -> None:
         """Everything imported: the per-user start guard lets the next server import."""
         registry.write_record(
-            self.directory, self.key, pid=os.getpid(), root=str(self.root), state="ready"
+            self.directory, self.key, pid=os.getpid(), python=sys.prefix, state="ready"
         )
 
     def serve(self) -> None:
@@ -221,10 +221,7 @@ class Server:
             return True
         if time.monotonic() - self.last_code_check > _CODE_CHECK_S:
             self.last_code_check = time.monotonic()
-            if not self.root.is_dir():
-                log.info("%s is gone: exiting", self.root)
-                return True
-            if registry.server_key(self.root, self.environ) != self.key:
+            if registry.server_key(self.environ) != self.key:
                 log.info("the code or the environment changed: exiting")
                 return True
         return False
@@ -300,19 +297,19 @@ def main(argv: list[str]) -> int:
         level=logging.WARNING, format=f"%(asctime)s warm[{os.getpid()}] %(levelname)s %(message)s"
     )
     log.setLevel(logging.INFO)
-    key, root = argv[0], Path(argv[1])
+    key = argv[0]
     config = registry.settings()
-    if registry.server_key(root) != key:
-        log.warning("key mismatch for %s: the code changed while starting; not serving", root)
+    if registry.server_key() != key:
+        log.warning("key mismatch: the code changed while starting; not serving")
         registry.record_path(config.directory, key).unlink(missing_ok=True)
         return 1
     started = time.perf_counter()
-    server = Server(key, root, config)
+    server = Server(key, config)
     try:
         server.listen()  # stages that come while it imports start from what is imported so far
         if preload(server.serve_pending):
             server.mark_ready()
-            log.info("preloaded in %.1f s; serving %s", time.perf_counter() - started, root)
+            log.info("preloaded in %.1f s; serving %s", time.perf_counter() - started, sys.prefix)
         server.serve()
     finally:
         server.close()
