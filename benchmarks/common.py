@@ -6,6 +6,7 @@ use it on a bare machine that has torch/numpy but not the rest of the stack.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -17,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -257,6 +258,24 @@ def project_env(root: Path) -> dict[str, str]:
     for key in ("GIT_AUTHOR", "GIT_COMMITTER"):
         env[f"{key}_NAME"], env[f"{key}_EMAIL"] = "bench", "bench@example.com"
     return env
+
+
+@contextlib.contextmanager
+def own_warm_servers(env: dict[str, str]) -> Iterator[Path]:
+    """Warm stage servers that `env`'s stages start register in a new folder of their own, so
+    a cold run starts cold (no server of an earlier run serves it); they are stopped after."""
+    from neuroflow.warm import registry
+
+    directory = Path(tempfile.mkdtemp(prefix="nfw-"))  # short: a socket path fits 108 bytes
+    env[registry.DIR_ENV] = str(directory)
+    try:
+        yield directory
+    finally:
+        servers = registry.live_servers(directory)
+        for server in servers:
+            registry.stop(server)
+        registry.wait_stopped(servers, timeout_s=60.0)
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def copy_project(dest: Path, source: Path = ROOT) -> Path:
