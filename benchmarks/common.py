@@ -18,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, MutableMapping
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -261,20 +261,25 @@ def project_env(root: Path) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def own_warm_servers(env: dict[str, str]) -> Iterator[Path]:
-    """Warm stage servers that `env`'s stages start register in a new folder of their own, so
-    a cold run starts cold (no server of an earlier run serves it); they are stopped after."""
+def own_warm_servers(env: MutableMapping[str, str], **settings: str) -> Iterator[Path]:
+    """Warm stage servers that `env`'s stages start register in a new folder of their own (with
+    `settings`, e.g. NEUROFLOW_WARM_IDLE_S), so a cold run starts cold and no other run's start
+    evicts them; they are stopped, and `env` is as it was, after."""
     from neuroflow.warm import registry
 
     directory = Path(tempfile.mkdtemp(prefix="nfw-"))  # short: a socket path fits 108 bytes
-    env[registry.DIR_ENV] = str(directory)
+    changed = {registry.DIR_ENV: str(directory), **settings}
+    before = {key: env.get(key) for key in changed}
+    env.update(changed)
     try:
         yield directory
     finally:
-        servers = registry.live_servers(directory)
-        for server in servers:
-            registry.stop(server)
-        registry.wait_stopped(servers, timeout_s=60.0)
+        for key, value in before.items():
+            if value is None:
+                env.pop(key, None)
+            else:
+                env[key] = value
+        registry.stop_servers(registry.live_servers(directory), timeout_s=60.0)
         shutil.rmtree(directory, ignore_errors=True)
 
 

@@ -76,6 +76,18 @@ def tree_hashes(root: Path, rels: tuple[str, ...]) -> dict[str, str]:
     return out
 
 
+def start_dvc(root: Path, *args: str) -> subprocess.Popen[bytes]:
+    """`dvc ARGS` in `root`, in a session of its own (so a test can kill its whole group)."""
+    return subprocess.Popen(
+        [str(BIN / "dvc"), *args],
+        cwd=root,
+        env=clean_env(root),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
 def set_params(root: Path, overrides: dict[str, Any]) -> None:
     """Deep-merge `overrides` into root/params.yaml."""
     path = root / "params.yaml"
@@ -204,10 +216,7 @@ def _warm_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     directory = _shared_dir(tmp_path_factory) / "warm"
     os.environ[registry.DIR_ENV] = str(directory)
     yield directory
-    servers = registry.live_servers(directory) if directory.is_dir() else []
-    for server in servers:
-        registry.stop(server)
-    registry.wait_stopped(servers, timeout_s=60.0)
+    registry.stop_servers(registry.live_servers(directory), timeout_s=60.0)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -23,7 +23,7 @@ import pytest
 import yaml
 from safetensors.numpy import load_file
 from tests import conftest
-from tests.conftest import FAST_TRAIN, clean_env, copy_project, run, set_params
+from tests.conftest import FAST_TRAIN, clean_env, copy_project, run, set_params, start_dvc
 from tests.stage.test_bad_inputs import good_frame, review_suite
 
 pytestmark = pytest.mark.slow
@@ -147,14 +147,7 @@ def test_sigkill_during_training_resumes_to_identical_weights(
     root = _copy(baseline, tmp_path)
     ckpt = root / "artifacts/checkpoints/last.safetensors"
     ckpt.unlink()
-    proc = subprocess.Popen(
-        ["dvc", "repro", "--single-item", "--force", "train"],
-        cwd=root,
-        env=clean_env(root),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    proc = start_dvc(root, "repro", "--single-item", "--force", "train")
     try:
         deadline = time.monotonic() + 240
         while not ckpt.exists():

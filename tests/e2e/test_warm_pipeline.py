@@ -11,16 +11,15 @@ import os
 import shutil
 import signal
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import yaml
-from tests.conftest import BIN, clean_env, run, set_params, tree_hashes
+from benchmarks.common import own_warm_servers
+from tests.conftest import BIN, clean_env, run, set_params, start_dvc, tree_hashes
 
 from neuroflow.warm import registry
 
@@ -62,31 +61,13 @@ def _wait_no_children(pid: int, why: str) -> None:
         time.sleep(0.05)
 
 
-@contextmanager
-def _registry(directory: Path, **settings: str) -> Iterator[Path]:
-    """Servers registered in `directory` (away from the rest of the run's, so no other test's
-    start evicts them) while the block runs; stopped and removed after it."""
-    old = dict(os.environ)
-    os.environ.update({registry.DIR_ENV: str(directory), **settings})
-    try:
-        yield directory
-    finally:
-        os.environ.clear()
-        os.environ.update(old)
-        servers = registry.live_servers(directory) if directory.is_dir() else []
-        for server in servers:
-            registry.stop(server)
-        registry.wait_stopped(servers, timeout_s=60)
-        shutil.rmtree(directory, ignore_errors=True)
-
-
 @pytest.fixture(scope="module")
 def warm(pipeline_done: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Warm]:
     """A copy of the shared run with its own registry and a ready server."""
     root = tmp_path_factory.mktemp("warm") / "project"
     shutil.copytree(pipeline_done, root, symlinks=True)
-    # A short folder: a socket's path must fit in 108 bytes.
-    with _registry(Path(tempfile.mkdtemp(prefix="nfw-"))) as directory:
+    # Its own registry: no other test's server start can evict this one.
+    with own_warm_servers(os.environ) as directory:
         yield Warm(root, directory, _ready_server(root, directory))
 
 
@@ -149,14 +130,7 @@ def test_killing_dvc_outright_kills_the_forked_stage(warm: Warm, tmp_path: Path)
     project, server = warm.root, warm.server
     shutil.copy(project / "params.yaml", tmp_path / "params.yaml")
     set_params(project, {"train": {"epochs": 100000, "patience": 100000}})
-    proc = subprocess.Popen(
-        [str(BIN / "dvc"), "repro", "--single-item", "--force", "train"],
-        cwd=project,
-        env=clean_env(project),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    proc = start_dvc(project, "repro", "--single-item", "--force", "train")
     try:
         deadline = time.monotonic() + 120
         while not _children(server.pid):  # the forked train stage
@@ -207,7 +181,7 @@ def test_warm_stop_stops_this_projects_server(warm: Warm) -> None:
 def test_a_server_exits_when_idle_and_leaves_no_files(pipeline_done: Path, tmp_path: Path) -> None:
     root = tmp_path / "project"
     shutil.copytree(pipeline_done, root, symlinks=True)
-    with _registry(Path(tempfile.mkdtemp(prefix="nfw-")), **{registry.IDLE_ENV: "1"}) as directory:
+    with own_warm_servers(os.environ, **{registry.IDLE_ENV: "1"}) as directory:
         run(root, "neuroflow", "check", DVC_STAGE="check")  # runs here, starts the server
         (server,) = registry.live_servers(directory)
         # It imports, listens, and after a second without a stage exits: a crash would leave

@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
 from neuroflow.commands import JsonOpt
-
-if TYPE_CHECKING:
-    from neuroflow.warm import registry
 
 
 def register(app: typer.Typer) -> None:
@@ -28,7 +24,7 @@ def register(app: typer.Typer) -> None:
         from neuroflow.warm import registry
 
         config = registry.settings()
-        servers = _servers(config.directory)
+        servers = registry.live_servers(config.directory)
         if as_json:
             typer.echo(json.dumps([s.__dict__ for s in servers], indent=2))
             return
@@ -49,18 +45,10 @@ def register(app: typer.Typer) -> None:
 
         config = registry.settings()
         key = registry.server_key()
-        chosen = [s for s in _servers(config.directory) if every or s.key == key]
-        for server in chosen:
-            registry.stop(server)
-        left = registry.wait_stopped(chosen, timeout_s=30.0)
+        chosen = [s for s in registry.live_servers(config.directory) if every or s.key == key]
+        left = registry.stop_servers(chosen, timeout_s=30.0)
         typer.echo(f"stopped {len(chosen) - len(left)} server(s)")
         if left:
             pids = ", ".join(str(s.pid) for s in left)
             typer.echo(f"still finishing their stages: {pids}", err=True)
             raise typer.Exit(1)
-
-
-def _servers(directory: Path) -> list[registry.Server]:
-    from neuroflow.warm import registry
-
-    return registry.live_servers(directory) if directory.is_dir() else []

@@ -31,7 +31,10 @@ LIGHT = frozenset({"check", "ingest", "preprocess"})
 # Set in the processes torchrun starts: each rank is a process of its own.
 _RANK_ENV = ("WORLD_SIZE", "RANK", "LOCAL_RANK")
 _FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1)
-_MESSAGE = struct.Struct("!ci")  # kind, value: b"P" pid, b"S" status, b"R" refused
+# The protocol: the client sends HEADER (the JSON request's length), the request and its fds
+# 0, 1, 2; the server answers MESSAGEs: (b"P", forked pid), then (b"S", status), or (b"R", 0).
+HEADER = struct.Struct("!I")
+MESSAGE = struct.Struct("!ci")
 
 
 def entry() -> None:
@@ -69,13 +72,10 @@ def run_warm(argv: list[str]) -> int | None:
     config = registry.settings()
     try:
         key = registry.server_key()
-        if argv[1] in LIGHT and not registry.is_ready(config.directory, key):
-            if not registry.socket_path(config.directory, key).exists():
-                registry.request_start(key, config)
-            return None
-        conn = _connect(registry.socket_path(config.directory, key))
+        importing = argv[1] in LIGHT and not registry.is_ready(config.directory, key)
+        conn = None if importing else _connect(registry.socket_path(config.directory, key))
         if conn is None:
-            registry.request_start(key, config)
+            registry.request_start(key, config)  # nothing to do if one is starting already
             return None
     except OSError:
         return None  # no registry folder, no socket: the stage runs here, as without servers
@@ -116,7 +116,7 @@ def _delegate(conn: socket.socket, key: str, argv: list[str]) -> int | None:
         "umask": umask,
     }
     payload = json.dumps(request).encode()
-    socket.send_fds(conn, [struct.pack("!I", len(payload)) + payload], _standard_fds())
+    socket.send_fds(conn, [HEADER.pack(len(payload)) + payload], _standard_fds())
     child = 0
     with contextlib.suppress(ConnectionError):  # a server closing as we connected
         for kind, value in _messages(conn):
@@ -145,9 +145,9 @@ def _messages(conn: socket.socket) -> Iterator[tuple[bytes, int]]:
         if not chunk:
             return
         buffer += chunk
-        while len(buffer) >= _MESSAGE.size:
-            kind, value = _MESSAGE.unpack(buffer[: _MESSAGE.size])
-            buffer = buffer[_MESSAGE.size :]
+        while len(buffer) >= MESSAGE.size:
+            kind, value = MESSAGE.unpack(buffer[: MESSAGE.size])
+            buffer = buffer[MESSAGE.size :]
             yield kind, value
 
 

@@ -134,9 +134,10 @@ def _alive(pid: int) -> bool:
 
 
 def live_servers(directory: Path) -> list[Server]:
-    """Servers whose process is alive; the files of dead ones are removed."""
+    """Servers whose process is alive (none without a folder); the files of dead ones are
+    removed."""
     servers = []
-    for path in sorted(directory.glob("*.json")):
+    for path in sorted(directory.glob("*.json")) if directory.is_dir() else []:
         try:
             record = json.loads(path.read_text())
             mtime = path.stat().st_mtime
@@ -198,6 +199,13 @@ def stop(server: Server) -> None:
     """Ask a server to exit once its running stages are done (SIGTERM)."""
     with contextlib.suppress(ProcessLookupError):
         os.kill(server.pid, signal.SIGTERM)
+
+
+def stop_servers(servers: list[Server], timeout_s: float) -> list[Server]:
+    """Ask each to exit (`stop`); the ones still alive after up to `timeout_s` seconds."""
+    for server in servers:
+        stop(server)
+    return wait_stopped(servers, timeout_s)
 
 
 def wait_stopped(servers: list[Server], timeout_s: float) -> list[Server]:

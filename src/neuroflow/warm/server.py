@@ -18,7 +18,6 @@ import os
 import select
 import signal
 import socket
-import struct
 import sys
 import threading
 import time
@@ -26,6 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 from neuroflow.warm import registry
+from neuroflow.warm.client import HEADER, MESSAGE
 
 log = logging.getLogger("neuroflow.warm")
 
@@ -78,7 +78,6 @@ PRELOAD = (
     "neuroflow.registry.register",
     "neuroflow.stages.export",
 )
-_MESSAGE = struct.Struct("!ci")
 _REQUEST_TIMEOUT_S = 30.0  # a client that connects and never sends: drop it, keep serving
 _CODE_CHECK_S = 10.0
 
@@ -103,12 +102,13 @@ def preload(between: Callable[[], bool]) -> bool:
 
 def _receive(conn: socket.socket) -> tuple[dict[str, Any], list[int]]:
     data, fds, _flags, _addr = socket.recv_fds(conn, 1 << 20, 3)
-    while len(data) < 4 or len(data) < 4 + struct.unpack("!I", data[:4])[0]:
+    size = HEADER.size
+    while len(data) < size or len(data) < size + HEADER.unpack(data[:size])[0]:
         chunk = conn.recv(1 << 20)
         if not chunk:
             raise ConnectionError("the client closed before its request was complete")
         data += chunk
-    return json.loads(data[4:]), list(fds)
+    return json.loads(data[size:]), list(fds)
 
 
 def _become_stage(
@@ -239,7 +239,7 @@ class Server:
         refuse = self.stopping or threading.active_count() != 1
         if refuse or request.get("key") != self.key:
             with contextlib.suppress(OSError):
-                conn.sendall(_MESSAGE.pack(b"R", 0))
+                conn.sendall(MESSAGE.pack(b"R", 0))
             for fd in fds:
                 os.close(fd)
             conn.close()
@@ -265,7 +265,7 @@ class Server:
         self.children[pid] = conn
         self.last_active = time.monotonic()
         with contextlib.suppress(OSError):
-            conn.sendall(_MESSAGE.pack(b"P", pid))
+            conn.sendall(MESSAGE.pack(b"P", pid))
             os.utime(registry.record_path(self.directory, self.key))
 
     def _reap(self) -> None:
@@ -281,7 +281,7 @@ class Server:
             if conn is None:
                 continue
             with contextlib.suppress(OSError):
-                conn.sendall(_MESSAGE.pack(b"S", _status(wait_status)))
+                conn.sendall(MESSAGE.pack(b"S", _status(wait_status)))
             conn.close()
 
     def close(self) -> None:
