@@ -3,7 +3,9 @@
 Task: ``make_classification(200_000, 30 features, 15 informative, random_state=0)``,
 standardised, 80/20 split; MLP 30→256→256→2, ReLU, Adam lr 1e-3, batch 512, 3 epochs.
 
-Contenders (each trains a fresh, identically seeded model; rounds are interleaved):
+Contenders (each trains a fresh, identically seeded model; rounds are interleaved). Each runs in
+a process of its own, kept for all its rounds: process-wide settings one of them makes (the
+engine's deterministic mode and heap thresholds, Lightning's) never reach another.
 - ``neuroflow``: ``neuroflow.training.engine.fit`` (validates every epoch, keeps the best),
   eager (``cuda_graphs="off"``);
 - ``neuroflow_cuda_graphs``: the same with the whole step replayed from one CUDA graph
@@ -28,13 +30,16 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import itertools
 import logging
+import multiprocessing
 import os
 import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -511,6 +516,44 @@ def digits_time_to_accuracy(device: torch.device, smoke: bool, rounds: int) -> d
 # ------------------------------------------------------------------------------------- run
 
 
+RUNNERS: dict[str, Callable[[Data, int, torch.device], dict[str, Any]]] = {
+    "neuroflow": run_neuroflow,
+    "neuroflow_amp": functools.partial(run_neuroflow, amp=True),
+    "neuroflow_cuda_graphs": functools.partial(run_neuroflow, cuda_graphs="on"),
+    "plain_loop": run_plain_loop,
+    "tutorial": run_tutorial,
+    "sklearn": run_sklearn,
+    "lightning": run_lightning,
+}
+_child_data: Data | None = None
+
+
+def _child_setup(n_samples: int) -> None:
+    global _child_data
+    logging.getLogger().setLevel(logging.WARNING)
+    _child_data = make_data(n_samples)
+
+
+def _child_run(name: str, epochs: int, device: str, warm_up: bool = False) -> dict[str, Any]:
+    assert _child_data is not None
+    data = tuple(t[:1_000] for t in _child_data) if warm_up else _child_data
+    return RUNNERS[name](data, 1 if warm_up else epochs, torch.device(device))  # type: ignore[arg-type]
+
+
+@contextlib.contextmanager
+def _contender_process(
+    name: str, n_samples: int, epochs: int, device: str
+) -> Iterator[Callable[[], dict[str, Any]]]:
+    """A fresh process (spawned: no state inherited) holding `name`'s data, warmed up once
+    (thread pools, allocator, kernels) outside the measured rounds; yields one measured run."""
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(
+        1, mp_context=context, initializer=_child_setup, initargs=(n_samples,)
+    ) as pool:
+        pool.submit(_child_run, name, epochs, device, True).result()
+        yield lambda: pool.submit(_child_run, name, epochs, device).result()
+
+
 def run(smoke: bool, device: str = "cpu", rounds: int = 3) -> dict[str, Any]:
     """The comparison; `smoke` shrinks it to a few thousand rows and one epoch, one round."""
     dev = torch.device(device)
@@ -519,30 +562,25 @@ def run(smoke: bool, device: str = "cpu", rounds: int = 3) -> dict[str, Any]:
     rounds = 1 if smoke else rounds
     data = make_data(n_samples)
 
-    contenders: dict[str, Callable[[], dict[str, Any]]] = {
-        "neuroflow": lambda: run_neuroflow(data, epochs, dev),
-        "plain_loop": lambda: run_plain_loop(data, epochs, dev),
-        "tutorial": lambda: run_tutorial(data, epochs, dev),
-        "sklearn": lambda: run_sklearn(data, epochs, dev),
-    }
+    names = ["neuroflow", "plain_loop", "tutorial", "sklearn"]
     skipped: dict[str, str] = {}
     if dev.type == "cuda":
-        contenders["neuroflow_amp"] = lambda: run_neuroflow(data, epochs, dev, amp=True)
-        contenders["neuroflow_cuda_graphs"] = lambda: run_neuroflow(
-            data, epochs, dev, cuda_graphs="on"
-        )
+        names += ["neuroflow_amp", "neuroflow_cuda_graphs"]
     else:
         skipped["neuroflow_cuda_graphs"] = f"CUDA graphs need a CUDA device; this run is on {dev}"
     try:
         _lightning()
-        contenders["lightning"] = lambda: run_lightning(data, epochs, dev)
+        names.append("lightning")
     except ImportError as exc:
         skipped["lightning"] = f"not installed: {exc}"
 
-    # Warm-up (thread pools, allocator, kernels) outside the measured rounds.
-    run_neuroflow(make_data(1_000), 1, dev)
-    ceiling_before = gemm_ceiling(dev, reps=gemm_reps)
-    runs = interleave(contenders, rounds)
+    with contextlib.ExitStack() as stack:
+        workers = {
+            name: stack.enter_context(_contender_process(name, n_samples, epochs, device))
+            for name in names
+        }
+        ceiling_before = gemm_ceiling(dev, reps=gemm_reps)
+        runs = interleave(workers, rounds)
     ceiling_after = gemm_ceiling(dev, reps=gemm_reps)
     ceiling = max((ceiling_before, ceiling_after), key=lambda c: c["samples_per_s"])
     summary = summarise(runs)
