@@ -107,6 +107,25 @@ def retry_locked(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
             delay = min(delay * 2, _LOCKED_MAX_DELAY)
 
 
+def _lost_insert_race(exc: BaseException) -> bool:
+    """SQLite's "UNIQUE constraint failed" / PostgreSQL's "violates unique constraint"."""
+    return "unique constraint" in str(exc).lower()
+
+
+def set_tag(func: Callable[..., Any], *args: Any) -> None:
+    """Write a tag with one of MlflowClient's `set_*_tag` methods. MLflow upserts a tag by
+    reading it, then inserting it if absent: of two processes writing the same new tag at once
+    (two sweep trials exporting), the second insert breaks the table's unique key. Written
+    again, the tag exists and is updated; a second race on one key is not retried."""
+    try:
+        retry_locked(func, *args)
+    except Exception as exc:
+        if not _lost_insert_race(exc):
+            raise
+        log.info("tag written by another process meanwhile (%s); writing it again", exc)
+        retry_locked(func, *args)
+
+
 def client(root: Path) -> MlflowClient:
     for key, value in _ENV_DEFAULTS.items():
         os.environ.setdefault(key, value)
@@ -448,10 +467,10 @@ def describe_model(root: Path, params: Params, version: str, card: str, data_sou
     with reachable(tracking_uri(root)):
         exp_id = experiment_id(mlc, params.registry.experiment)
         for key, value in {MLFLOW_RUN_NOTE: summary, **tags}.items():
-            retry_locked(mlc.set_experiment_tag, exp_id, key, value)
+            set_tag(mlc.set_experiment_tag, exp_id, key, value)
         retry_locked(mlc.update_registered_model, model_name, description=summary)
         for key, value in tags.items():
-            retry_locked(mlc.set_registered_model_tag, model_name, key, value)
+            set_tag(mlc.set_registered_model_tag, model_name, key, value)
         retry_locked(mlc.update_model_version, model_name, version, description=card)
 
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
 from neuroflow.tracking import DESCRIPTION_LIMIT, _fit
 
 
@@ -16,3 +20,42 @@ def test_a_long_model_card_is_clipped_to_the_store_limit_and_says_so() -> None:
 
 def test_a_short_description_is_kept_whole() -> None:
     assert _fit("# Model card\nshort\n") == "# Model card\nshort\n"
+
+
+def test_a_tag_insert_lost_to_another_writer_is_written_again(tmp_path: Path) -> None:
+    """Two exports writing the same new registered-model tag at once: MLflow reads, then inserts,
+    so the second insert breaks the unique key (IntegrityError). The tag is written again."""
+    import sqlite3
+
+    import mlflow
+    import sqlalchemy
+    from mlflow.exceptions import MlflowException
+
+    from neuroflow.tracking import set_tag
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = mlflow.MlflowClient(uri, uri)
+    client.create_registered_model("m")
+    # The error the losing writer gets, raised by SQLite itself.
+    db = sqlite3.connect(":memory:")
+    db.execute("CREATE TABLE t (name TEXT, key TEXT, UNIQUE (name, key))")
+    db.execute("INSERT INTO t VALUES ('m', 'task')")
+    try:
+        db.execute("INSERT INTO t VALUES ('m', 'task')")
+    except sqlite3.IntegrityError as exc:
+        lost = sqlalchemy.exc.IntegrityError("INSERT INTO registered_model_tags", {}, exc)
+    calls: list[tuple[str, ...]] = []
+
+    def racing_writer(*args: str) -> None:
+        calls.append(args)
+        if len(calls) == 1:  # meanwhile the other writer inserted the tag
+            client.set_registered_model_tag(*args[:2], "theirs")
+            raise lost
+        client.set_registered_model_tag(*args)
+
+    set_tag(racing_writer, "m", "task", "binary")
+    assert len(calls) == 2
+    assert client.get_registered_model("m").tags == {"task": "binary"}
+    # Any other failure stands, tried once.
+    with pytest.raises(MlflowException, match="not found"):
+        set_tag(client.set_registered_model_tag, "absent", "task", "binary")
