@@ -20,58 +20,87 @@ RUNS = 2  # per worker
 STEPS = 10  # metric values per run
 MODEL = "concurrency-model"
 
-_WORKER = """
-import sys
+# One interpreter imports MLflow once and forks the writers: eight processes with their own
+# connections, started together (eight cold interpreters would each spend seconds importing, and
+# start staggered by that). With --migrate a first child opens the store (creating its schema)
+# and exits before the writers start: eight first users at once would race on the migration.
+_WRITERS = """
+import os, sys, traceback
 from pathlib import Path
+import mlflow.store.model_registry.sqlalchemy_store
+import mlflow.store.tracking.rest_store
+import mlflow.store.tracking.sqlalchemy_store
 from mlflow.exceptions import MlflowException
 from neuroflow import tracking
 
-worker, runs, steps, model, root = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), \\
-    sys.argv[4], Path(sys.argv[5])
-mlc = tracking.client(root)
-note = root / f"note-{worker}.txt"
-note.write_text(f"worker {worker}")
-try:
-    tracking.retry_locked(mlc.create_registered_model, model)
-except MlflowException as exc:
-    if "RESOURCE_ALREADY_EXISTS" not in str(exc.error_code):
-        raise
-for r in range(runs):
-    # What the pipeline does: train writes a record, export logs it as the run in one go.
-    record = tracking.new_record(
-        root, experiment="concurrency", run_name=f"w{worker}-r{r}",
-        params={"worker": str(worker), "run": str(r)}, tags={"concurrency.worker": str(worker)},
-    )
-    record["metrics"] = [["loss", 1.0 / (s + 1), s] for s in range(steps)]
-    record["artifacts"] = [[note.name, "model"]]
-    run_id = tracking.log_record(root, record, status="FINISHED")
-    artifact_uri = mlc.get_run(run_id).info.artifact_uri
-    tracking.retry_locked(
-        mlc.create_model_version, model, f"{artifact_uri}/model", run_id=run_id
-    )
-print("done", worker, flush=True)
+migrate, workers, runs, steps, model, root = sys.argv[1] == "--migrate", int(sys.argv[2]), \\
+    int(sys.argv[3]), int(sys.argv[4]), sys.argv[5], Path(sys.argv[6])
+
+
+def in_child(body, *args):
+    pid = os.fork()
+    if pid == 0:
+        code = 0
+        try:
+            body(*args)
+        except BaseException:
+            traceback.print_exc()
+            code = 1
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return pid
+
+
+def write(worker):
+    mlc = tracking.client(root)
+    note = root / f"note-{worker}.txt"
+    note.write_text(f"worker {worker}")
+    try:
+        tracking.retry_locked(mlc.create_registered_model, model)
+    except MlflowException as exc:
+        if "RESOURCE_ALREADY_EXISTS" not in str(exc.error_code):
+            raise
+    for r in range(runs):
+        # What the pipeline does: train writes a record, export logs it as the run in one go.
+        record = tracking.new_record(
+            root, experiment="concurrency", run_name=f"w{worker}-r{r}",
+            params={"worker": str(worker), "run": str(r)},
+            tags={"concurrency.worker": str(worker)},
+        )
+        record["metrics"] = [["loss", 1.0 / (s + 1), s] for s in range(steps)]
+        record["artifacts"] = [[note.name, "model"]]
+        run_id = tracking.log_record(root, record, status="FINISHED")
+        artifact_uri = mlc.get_run(run_id).info.artifact_uri
+        tracking.retry_locked(
+            mlc.create_model_version, model, f"{artifact_uri}/model", run_id=run_id
+        )
+    print("done", worker, flush=True)
+
+
+if migrate:
+    _, status = os.waitpid(in_child(lambda: tracking.client(root).search_experiments()), 0)
+    assert status == 0, "opening the store failed"
+pids = {in_child(write, worker): worker for worker in range(workers)}
+failed = [pids[pid] for pid, status in (os.waitpid(p, 0) for p in pids) if status != 0]
+sys.exit(f"writers {sorted(failed)} failed" if failed else 0)
 """
 
 
-def run_workers(root: Path, uri: str) -> None:
+def run_workers(root: Path, uri: str, *, migrate: bool = False) -> None:
     env = clean_env(root, MLFLOW_TRACKING_URI=uri)
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", _WORKER, str(i), str(RUNS), str(STEPS), MODEL, str(root)],
-            cwd=root,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for i in range(WORKERS)
-    ]
-    failures = []
-    for i, proc in enumerate(procs):
-        out, err = proc.communicate(timeout=300)
-        if proc.returncode != 0 or f"done {i}" not in out:
-            failures.append(f"worker {i} exited {proc.returncode}:\n{err[-3000:]}")
-    assert failures == []
+    args = ["--migrate" if migrate else "--no-migrate", str(WORKERS), str(RUNS), str(STEPS), MODEL]
+    proc = subprocess.run(
+        [sys.executable, "-c", _WRITERS, *args, str(root)],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, f"exited {proc.returncode}:\n{proc.stderr[-6000:]}"
+    done = sorted(line for line in proc.stdout.splitlines() if line.startswith("done "))
+    assert done == sorted(f"done {i}" for i in range(WORKERS)), proc.stdout[-3000:]
 
 
 def assert_nothing_lost(db_path: Path) -> None:
@@ -127,19 +156,5 @@ def test_eight_writers_against_mlflow_server(
 def test_eight_writers_against_embedded_sqlite(tmp_path: Path) -> None:
     db = tmp_path / "mlflow.db"
     uri = f"sqlite:///{db}"
-    # The store's schema is created (migrated) by its first user; eight first users at once
-    # would race on the migration, so the store is opened once before the writers start.
-    subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "from pathlib import Path; from neuroflow import tracking; "
-            "tracking.client(Path('.')).search_experiments()",
-        ],
-        cwd=tmp_path,
-        env=clean_env(tmp_path, MLFLOW_TRACKING_URI=uri),
-        check=True,
-        capture_output=True,
-    )
-    run_workers(tmp_path, uri)
+    run_workers(tmp_path, uri, migrate=True)
     assert_nothing_lost(db)

@@ -1,7 +1,7 @@
 """Warm stage servers through the real pipeline: a stage forked from the environment's server
 gives the same outputs as one that imports for itself, serves another project too, keeps the
 exit code and the message of a failing stage, dies when DVC is killed outright, and the server
-exits when idle or stopped.
+exits when idle or stopped. Short commands typed by hand use a ready server the same way.
 """
 
 from __future__ import annotations
@@ -113,6 +113,37 @@ def test_a_failing_warm_stage_keeps_its_exit_code_and_message(warm: Warm) -> Non
     assert "train.lr" in local.stderr
     message = [line for line in local.stderr.splitlines() if "train.lr" in line]
     assert message and all(line.split(" ", 1)[1] in forked.stderr for line in message)
+
+
+def test_short_commands_typed_by_hand_use_the_ready_server(warm: Warm, tmp_path: Path) -> None:
+    """promote --dry-run, predict, show-metrics and a refused rollback: forked from the ready
+    server, with the output, files and exit code of the same command run in its own process."""
+    project, server = warm.root, warm.server
+    predict = ("neuroflow", "predict", "-i", "data/raw/test.parquet", "--alias", "challenger")
+    commands = {
+        "dry_run": ("neuroflow", "promote", "--dry-run", "--json"),
+        "predict": (*predict, "-o", "{out}"),
+        "metrics": ("neuroflow", "show-metrics"),
+        "rollback": ("neuroflow", "rollback", "--reason", "no champion yet"),
+    }
+    seen: dict[str, dict[str, subprocess.CompletedProcess[str]]] = {}
+    for mode, env in (("local", {"NEUROFLOW_WARM": "0"}), ("forked", {})):
+        for name, args in commands.items():
+            out = str(tmp_path / f"{mode}.csv")
+            args = tuple(a.format(out=out) for a in args)
+            proc = run(project, *args, check=False, NEUROFLOW_VERBOSE="1", **env)
+            seen.setdefault(name, {})[mode] = proc
+            assert (f"{FORKED} {server.pid}" in proc.stderr) is (mode == "forked"), proc.stderr
+    for name, procs in seen.items():
+        local, forked = procs["local"], procs["forked"]
+        assert local.returncode == forked.returncode, (name, local.stderr, forked.stderr)
+        assert local.stdout == forked.stdout, name
+    assert seen["rollback"]["forked"].returncode not in (0, 3)
+    assert "champion" in seen["rollback"]["forked"].stderr
+    assert json.loads(seen["dry_run"]["forked"].stdout)["decision"] == "dry_run"
+    local_rows = (tmp_path / "local.csv").read_bytes()
+    assert local_rows == (tmp_path / "forked.csv").read_bytes() and local_rows
+    assert _children(server.pid) == []
 
 
 def test_another_project_in_this_environment_uses_the_same_server(

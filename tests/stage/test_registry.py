@@ -201,14 +201,11 @@ class Store:
     ) -> subprocess.CompletedProcess[str]:
         """`neuroflow ARGS`; with `lock` (a holder of the store's lock), released once the
         command logs its first retry."""
+        from tests.conftest import clean_env
         from tests.sqlite_lock import run_until_retried
 
-        env = {
-            "PATH": f"{BIN}:/usr/bin:/bin",
-            "MLFLOW_TRACKING_URI": self.uri,
-            "HOME": "/tmp",
-            **(env or {}),
-        }
+        # The test run's environment (one warm server serves all its commands), this store.
+        env = clean_env(self.root, MLFLOW_TRACKING_URI=self.uri, **(env or {}))
         command = [str(BIN / "neuroflow"), *args]
         if lock is not None:
             proc = run_until_retried(lock, command, cwd=self.root, env=env, timeout=180)
@@ -384,7 +381,9 @@ def test_two_promoters_racing_leave_one_consistent_decision(
 ) -> None:
     challenger = champion_then_challenger(store, models)
 
-    env = {"PATH": f"{BIN}:/usr/bin:/bin", "MLFLOW_TRACKING_URI": store.uri, "HOME": "/tmp"}
+    from tests.conftest import clean_env
+
+    env = clean_env(store.root, MLFLOW_TRACKING_URI=store.uri)
     procs = [
         subprocess.Popen(
             [str(BIN / "neuroflow"), "promote", "--json"],

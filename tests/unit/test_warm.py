@@ -24,7 +24,14 @@ DVC = {"DVC_STAGE": "train", "DVC_ROOT": "/p"}
         (["neuroflow", "export", "--params", "p.yaml"], DVC, True),
         (["neuroflow", "export", "-p", "p.yaml"], DVC, True),
         (["neuroflow", "evaluate", "--params=p.yaml"], DVC, True),
-        (["neuroflow", "train"], {}, False),  # typed by hand: runs here
+        (["neuroflow", "train"], {}, False),  # a stage typed by hand: runs here
+        (["neuroflow", "promote", "--dry-run"], {}, True),  # a short command: a ready server
+        (["neuroflow", "predict", "-i", "rows.csv", "-o", "out.csv"], {}, True),
+        (["neuroflow", "show-metrics"], {}, True),
+        (["neuroflow", "promote"], {"NEUROFLOW_WARM": "0"}, False),
+        (["neuroflow", "serve"], {}, False),  # long-running: its own process
+        (["neuroflow", "tune"], {}, False),
+        (["neuroflow", "--help"], {}, False),
         (["neuroflow", "train"], {**DVC, "NEUROFLOW_WARM": "0"}, False),
         (["neuroflow", "train"], {**DVC, "NEUROFLOW_WARM": "off"}, False),
         (["neuroflow", "train", "--nproc", "2"], DVC, False),  # re-executes under torchrun
@@ -34,7 +41,7 @@ DVC = {"DVC_STAGE": "train", "DVC_ROOT": "/p"}
         (["neuroflow"], DVC, False),
     ],
 )
-def test_only_pipeline_stages_that_dvc_runs_go_to_a_server(
+def test_stages_that_dvc_runs_and_short_commands_go_to_a_server(
     argv: list[str], environ: dict[str, str], expected: bool
 ) -> None:
     assert client.eligible(argv, environ) is expected
@@ -54,6 +61,11 @@ def test_the_key_covers_the_import_environment_and_every_package_file(
     assert registry.server_key({**env, "PYTHONPATH": "/x"}) != key
     # Read when a stage runs, not when it imports (the project, its store): the same server.
     assert registry.server_key({**env, "MLFLOW_TRACKING_URI": "sqlite://", "DVC_ROOT": "/b"}) == key
+    # What a process that imported scikit-learn and torch._inductor passes on: the same server,
+    # unless a value differs from the one the import sets.
+    imported = {"KMP_DUPLICATE_LIB_OK": "True", "KMP_INIT_AT_FORK": "FALSE"}
+    assert registry.server_key({**env, **imported, "TORCHINDUCTOR_CACHE_DIR": "/c"}) == key
+    assert registry.server_key({**env, "KMP_INIT_AT_FORK": "TRUE"}) != key
     source = package / "stages" / "train.py"
     stat = source.stat()
     os.utime(source, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
@@ -124,6 +136,25 @@ def test_a_stage_command_with_no_server_runs_here(tmp_path: Path) -> None:
     assert proc.returncode == 2, proc.stderr
     assert "missing.yaml" in proc.stderr
     assert json.dumps(proc.stderr).count("Traceback") == 0
+
+
+def test_a_command_typed_by_hand_uses_only_a_ready_server_and_starts_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    directory = registry.ensure_directory(tmp_path / "warm")
+    monkeypatch.setenv(registry.DIR_ENV, str(directory))
+    key = registry.server_key()
+    assert client.run_warm(["neuroflow", "promote"], start=False) is None
+    assert sorted(p.name for p in directory.iterdir()) == []  # no server was asked for
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as importing:
+        importing.bind(str(registry.socket_path(directory, key)))
+        importing.listen(1)
+        _record(directory, key, os.getpid(), "starting")
+        # Still importing: not waited for (a stage would queue for it).
+        assert client.run_warm(["neuroflow", "promote"], start=False) is None
+        assert [server.key for server in registry.live_servers(directory)] == [key]
 
 
 def test_a_light_stage_runs_here_while_the_server_is_still_importing(

@@ -1,4 +1,4 @@
-"""Hand a stage command that DVC runs to this project's warm server.
+"""Hand a stage command that DVC runs, or a short command typed by hand, to a warm server.
 
 The server forks a process that takes this one's arguments, folder, environment, umask and
 standard streams (passed as file descriptors), so the stage writes to the same terminal or
@@ -6,7 +6,8 @@ pipe and sees the same environment as if it ran here. Signals sent here are forw
 if this process is killed outright, the forked stage kills itself (it watches the connection).
 The exit status comes back here: a stage killed by a signal makes this process die of the
 same signal. Where no server is ready, the stage runs here as usual and a server is started in
-the background for the next stage.
+the background for the next stage. A command typed by hand (`QUICK`) uses a server that is
+ready already, and never starts one: where none is, it runs here.
 """
 
 from __future__ import annotations
@@ -28,6 +29,10 @@ STAGES = frozenset({"check", "ingest", "validate", "preprocess", "train", "evalu
 # Stages that import little (under 0.7 s here): while the server is still importing (and
 # answers only between two modules, up to 3 s apart), they are quicker on their own.
 LIGHT = frozenset({"check", "ingest", "preprocess"})
+# Commands typed by hand whose own work is short next to their imports (MLflow, torch, pandas,
+# onnxruntime: 2-3 s here): they start no processes and hold no terminal. Stage commands typed
+# by hand, and the long-running ones (serve, tune, cv), run in their own process.
+QUICK = frozenset({"promote", "rollback", "promotions", "predict", "show-metrics", "profile"})
 # Set in the processes torchrun starts: each rank is a process of its own.
 _RANK_ENV = ("WORLD_SIZE", "RANK", "LOCAL_RANK")
 _FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1)
@@ -41,8 +46,8 @@ def entry() -> None:
     """The `neuroflow` command. A stage DVC runs goes to the project's warm server when one
     listens; anything else (and a stage no server takes) runs in this process. Decided before
     the CLI is imported: a stage the server runs costs this process no import but this one."""
-    if "DVC_STAGE" in os.environ and eligible(sys.argv):  # DVC sets it for each stage command
-        code = run_warm(sys.argv)
+    if eligible(sys.argv):
+        code = run_warm(sys.argv, start="DVC_STAGE" in os.environ)
         if code is not None:
             for stream in (sys.stdout, sys.stderr):
                 with contextlib.suppress(OSError, ValueError):
@@ -54,10 +59,15 @@ def entry() -> None:
 
 
 def eligible(argv: list[str], environ: Mapping[str, str] = os.environ) -> bool:
-    """A pipeline stage that DVC runs, with no option but the params file."""
-    if "DVC_STAGE" not in environ or any(k in environ for k in _RANK_ENV):
+    """A pipeline stage that DVC runs (DVC sets DVC_STAGE for each stage command), with no
+    option but the params file; or, outside DVC, a `QUICK` command."""
+    if any(k in environ for k in _RANK_ENV) or not registry.settings(environ).enabled:
         return False
-    if not registry.settings(environ).enabled or len(argv) < 2 or argv[1] not in STAGES:
+    if len(argv) < 2:
+        return False
+    if "DVC_STAGE" not in environ:
+        return argv[1] in QUICK
+    if argv[1] not in STAGES:
         return False
     rest = argv[2:]
     return (
@@ -67,15 +77,21 @@ def eligible(argv: list[str], environ: Mapping[str, str] = os.environ) -> bool:
     )
 
 
-def run_warm(argv: list[str]) -> int | None:
-    """The stage's exit code from a warm server, or None: run it in this process."""
+def run_warm(argv: list[str], *, start: bool = True) -> int | None:
+    """The command's exit code from a warm server, or None: run it in this process. `start`:
+    where no server is ready, start one for the next command (stages); else use a ready one
+    only (commands typed by hand: one command is no reason for a server's imports)."""
     config = registry.settings()
     try:
         key = registry.server_key()
-        importing = argv[1] in LIGHT and not registry.is_ready(config.directory, key)
+        ready = registry.is_ready(config.directory, key)
+        if not (ready or start):
+            return None
+        importing = argv[1] in LIGHT and not ready
         conn = None if importing else _connect(registry.socket_path(config.directory, key))
         if conn is None:
-            registry.request_start(key, config)  # nothing to do if one is starting already
+            if start:
+                registry.request_start(key, config)  # nothing to do if one is starting already
             return None
     except OSError:
         return None  # no registry folder, no socket: the stage runs here, as without servers
@@ -132,7 +148,7 @@ def _delegate(conn: socket.socket, key: str, argv: list[str]) -> int | None:
     if not child:
         return None  # the server went away before it forked: nothing has run yet
     sys.stderr.write(
-        "neuroflow: the warm server stopped before reporting the stage's exit status\n"
+        "neuroflow: the warm server stopped before reporting the command's exit status\n"
     )
     return 1
 

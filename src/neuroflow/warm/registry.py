@@ -35,6 +35,12 @@ DEFAULT_IDLE_S = 600.0
 DEFAULT_MAX = 3
 # Environment read at import time (threads, devices, library paths, the interpreter's path).
 _IMPORT_ENV = ("PYTHON", "OMP_", "MKL_", "KMP_", "OPENBLAS_", "CUDA_", "NVIDIA_", "TORCH", "LD_")
+# Not part of the key: what the preloaded libraries set when absent, at those values, and what
+# they read only when used (the forked stage gets the command's own value). A process that has
+# imported them (a test runner, a notebook, a scheduler) passes them on to the commands it
+# starts; they must not split one environment's server in two.
+_SET_ON_IMPORT = {"KMP_DUPLICATE_LIB_OK": "True", "KMP_INIT_AT_FORK": "FALSE"}  # scikit-learn
+_READ_ON_USE = ("TORCHINDUCTOR_",)  # torch._inductor's cache and compile settings
 
 
 @dataclass(frozen=True)
@@ -72,7 +78,13 @@ def package_dir() -> Path:
 def server_key(environ: Mapping[str, str] = os.environ) -> str:
     """The key of the server that may run this process's stages (16 hex digits)."""
     digest = hashlib.sha256()
-    import_env = sorted((k, v) for k, v in environ.items() if k.startswith(_IMPORT_ENV))
+    import_env = sorted(
+        (k, v)
+        for k, v in environ.items()
+        if k.startswith(_IMPORT_ENV)
+        and not k.startswith(_READ_ON_USE)
+        and _SET_ON_IMPORT.get(k) != v
+    )
     header = [sys.executable, sys.prefix, str(package_dir()), import_env]
     digest.update(json.dumps(header).encode())
     for directory in [*site.getsitepackages(), str(package_dir())]:

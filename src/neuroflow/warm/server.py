@@ -145,6 +145,23 @@ def _become_stage(
     main()
 
 
+def _end_as_the_interpreter_would(code: object) -> None:
+    """What a process's interpreter does at SystemExit: threading's exit hooks (which tell
+    ThreadPoolExecutor workers to finish), join the other non-daemon threads, run the exit
+    handlers, flush; then exit with the code (None is 0, a message is printed and is 1)."""
+    import atexit
+
+    if code is not None and not isinstance(code, int):
+        sys.stderr.write(f"{code}\n")
+        code = 1
+    threading._shutdown()  # type: ignore[attr-defined]  # the interpreter's own exit step
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(code or 0)
+
+
 def _status(wait_status: int) -> int:
     if os.WIFSIGNALED(wait_status):
         return -os.WTERMSIG(wait_status)
@@ -254,6 +271,8 @@ class Server:
                 for other in self.children.values():
                     other.close()
                 _become_stage(conn, request, fds, set_by_imports)
+            except SystemExit as exc:  # the CLI leaves this way while its threads still run
+                _end_as_the_interpreter_would(exc.code)
             except BaseException:  # the forked process must never return into the server
                 import traceback
 
