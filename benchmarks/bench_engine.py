@@ -526,6 +526,15 @@ RUNNERS: dict[str, Callable[[Data, int, torch.device], dict[str, Any]]] = {
     "lightning": run_lightning,
 }
 _child_data: Data | None = None
+# What the contenders' processes import; a module that is missing is skipped by the forkserver.
+_FORKSERVER_PRELOAD = [
+    "benchmarks.bench_engine",
+    "sklearn.datasets",
+    "sklearn.neural_network",
+    "neuroflow.training.engine",
+    "lightning.pytorch",
+    "pytorch_lightning",
+]
 
 
 def _child_setup(n_samples: int) -> None:
@@ -544,9 +553,12 @@ def _child_run(name: str, epochs: int, device: str, warm_up: bool = False) -> di
 def _contender_process(
     name: str, n_samples: int, epochs: int, device: str
 ) -> Iterator[Callable[[], dict[str, Any]]]:
-    """A fresh process (spawned: no state inherited) holding `name`'s data, warmed up once
-    (thread pools, allocator, kernels) outside the measured rounds; yields one measured run."""
-    context = multiprocessing.get_context("spawn")
+    """A fresh process holding `name`'s data, warmed up once (thread pools, allocator, kernels)
+    outside the measured rounds; yields one measured run. Forked from a forkserver that only
+    imported the contenders' libraries (once for all of them, not once each), so no process-wide
+    setting reaches it, and no OpenMP pool: forking after one ran can hang."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(_FORKSERVER_PRELOAD)  # a no-op once the forkserver runs
     with ProcessPoolExecutor(
         1, mp_context=context, initializer=_child_setup, initargs=(n_samples,)
     ) as pool:
