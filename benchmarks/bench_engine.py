@@ -5,7 +5,7 @@ standardised, 80/20 split; MLP 30→256→256→2, ReLU, Adam lr 1e-3, batch 512
 
 Contenders (each trains a fresh, identically seeded model; rounds are interleaved). Each runs in
 a process of its own, kept for all its rounds: process-wide settings one of them makes (the
-engine's deterministic mode and heap thresholds, Lightning's) never reach another.
+engine's deterministic mode, Lightning's) never reach another.
 - ``neuroflow``: ``neuroflow.training.engine.fit`` (validates every epoch, keeps the best),
   eager (``cuda_graphs="off"``);
 - ``neuroflow_cuda_graphs``: the same with the whole step replayed from one CUDA graph

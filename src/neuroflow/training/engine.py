@@ -40,7 +40,6 @@ from neuroflow.training.cuda_graph import (
     plan_capture,
 )
 from neuroflow.training.device import pick_cpu_threads, resolve_device, seed_everything
-from neuroflow.training.heap import keep_freed_memory
 
 if TYPE_CHECKING:
     from neuroflow.training.distributed import DistributedContext
@@ -597,7 +596,6 @@ def fit(
 
     With `step_hook`, the hook trains each batch and scores each epoch (see `StepHook`).
     """
-    keep_freed_memory()  # each step's buffers come from the heap, not fresh mmaps
     loop = _setup(model, data, settings, distributed, step_hook)
     ckpt_path = checkpoint_dir / CHECKPOINT_NAME if checkpoint_dir else None
     if ckpt_path is not None and ckpt_path.exists():
