@@ -177,7 +177,19 @@ def test_killing_dvc_outright_kills_the_forked_stage(warm: Warm, tmp_path: Path)
     shutil.copy(tmp_path / "params.yaml", project / "params.yaml")
 
 
-def test_sigterm_reaches_the_forked_stage_and_ends_the_command_alike(
+def _state(pid: int) -> str:
+    """The process's state letter (R, S, T = stopped, ...)."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
+def _wait_state(pid: int, stopped: bool, what: str) -> None:
+    deadline = time.monotonic() + 60
+    while (_state(pid) == "T") is not stopped:
+        assert time.monotonic() < deadline, f"{what} {'not ' if stopped else ''}stopped"
+        time.sleep(0.02)
+
+
+def test_ctrl_z_and_sigterm_reach_the_forked_stage_and_end_the_command_alike(
     warm: Warm, tmp_path: Path
 ) -> None:
     project, server = warm.root, warm.server
@@ -189,12 +201,21 @@ def test_sigterm_reaches_the_forked_stage_and_ends_the_command_alike(
         env=clean_env(project, DVC_STAGE="train"),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        process_group=0,  # a job of its own, as a shell starts it (not orphaned: it can stop)
     )
     deadline = time.monotonic() + 120
     while not _children(server.pid):
         assert proc.poll() is None, "the command ended before its stage started"
         assert time.monotonic() < deadline, "no stage was forked"
         time.sleep(0.05)
+    (stage,) = _children(server.pid)
+    # Ctrl-Z stops the command and its stage; `fg` (SIGCONT) continues both.
+    proc.send_signal(signal.SIGTSTP)
+    _wait_state(proc.pid, True, "the command")
+    _wait_state(stage, True, "the forked stage")
+    proc.send_signal(signal.SIGCONT)
+    _wait_state(proc.pid, False, "the command")
+    _wait_state(stage, False, "the forked stage")
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=120) == -signal.SIGTERM  # as a stage killed by it here
     _wait_no_children(server.pid, "the forked stage outlived SIGTERM")

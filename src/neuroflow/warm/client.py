@@ -2,7 +2,8 @@
 
 The server forks a process that takes this one's arguments, folder, environment, umask and
 standard streams (passed as file descriptors), so the stage writes to the same terminal or
-pipe and sees the same environment as if it ran here. Signals sent here are forwarded to it;
+pipe and sees the same environment as if it ran here. Signals sent here are forwarded to it
+(Ctrl-Z stops both, and `fg`/`bg` continue both);
 if this process is killed outright, the forked stage kills itself (it watches the connection).
 The exit status comes back here: a stage killed by a signal makes this process die of the
 same signal. Where no server is ready, the stage runs here as usual and a server is started in
@@ -143,6 +144,7 @@ def _delegate(conn: socket.socket, key: str, argv: list[str]) -> int | None:
                 forward = functools.partial(_forward, child)
                 for signum in _FORWARDED:
                     signal.signal(signum, forward)
+                signal.signal(signal.SIGTSTP, functools.partial(_suspend, child))
             elif kind == b"S":
                 return _exit_code(value)
     if not child:
@@ -170,6 +172,18 @@ def _messages(conn: socket.socket) -> Iterator[tuple[bytes, int]]:
 def _forward(child: int, signum: int, _frame: object) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.kill(child, signum)
+
+
+def _suspend(child: int, _signum: int, _frame: object) -> None:
+    """Ctrl-Z (SIGTSTP): stop the forked process, then this one, as job control stops a
+    process of its own; `fg`/`bg` continue this one (SIGCONT), and it continues the other."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(child, signal.SIGSTOP)
+    signal.signal(signal.SIGTSTP, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGTSTP)  # stopped here until SIGCONT
+    signal.signal(signal.SIGTSTP, functools.partial(_suspend, child))
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(child, signal.SIGCONT)
 
 
 def _exit_code(status: int) -> int:
