@@ -133,20 +133,26 @@ def _delegate(conn: socket.socket, key: str, argv: list[str]) -> int | None:
         "umask": umask,
     }
     payload = json.dumps(request).encode()
-    socket.send_fds(conn, [HEADER.pack(len(payload)) + payload], _standard_fds())
-    child = 0
-    with contextlib.suppress(ConnectionError):  # a server closing as we connected
-        for kind, value in _messages(conn):
-            if kind == b"R":
-                return None  # the server is stopping or stale: run here
-            if kind == b"P":
-                child = value
-                forward = functools.partial(_forward, child)
-                for signum in _FORWARDED:
-                    signal.signal(signum, forward)
-                signal.signal(signal.SIGTSTP, functools.partial(_suspend, child))
-            elif kind == b"S":
-                return _exit_code(value)
+    # A Ctrl-Z before the forked pid is known waits for it (else this process would stop alone).
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTSTP})
+    try:
+        socket.send_fds(conn, [HEADER.pack(len(payload)) + payload], _standard_fds())
+        child = 0
+        with contextlib.suppress(ConnectionError):  # a server closing as we connected
+            for kind, value in _messages(conn):
+                if kind == b"R":
+                    return None  # the server is stopping or stale: run here
+                if kind == b"P":
+                    child = value
+                    forward = functools.partial(_forward, child)
+                    for signum in _FORWARDED:
+                        signal.signal(signum, forward)
+                    signal.signal(signal.SIGTSTP, functools.partial(_suspend, child))
+                    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTSTP})
+                elif kind == b"S":
+                    return _exit_code(value)
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTSTP})
     if not child:
         return None  # the server went away before it forked: nothing has run yet
     sys.stderr.write(
