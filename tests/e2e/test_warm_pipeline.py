@@ -6,6 +6,7 @@ exits when idle or stopped. Short commands typed by hand use a ready server the 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -203,21 +204,28 @@ def test_ctrl_z_and_sigterm_reach_the_forked_stage_and_end_the_command_alike(
         stderr=subprocess.DEVNULL,
         process_group=0,  # a job of its own, as a shell starts it (not orphaned: it can stop)
     )
-    deadline = time.monotonic() + 120
-    while not _children(server.pid):
-        assert proc.poll() is None, "the command ended before its stage started"
-        assert time.monotonic() < deadline, "no stage was forked"
-        time.sleep(0.05)
-    (stage,) = _children(server.pid)
-    # Ctrl-Z stops the command and its stage; `fg` (SIGCONT) continues both.
-    proc.send_signal(signal.SIGTSTP)
-    _wait_state(proc.pid, True, "the command")
-    _wait_state(stage, True, "the forked stage")
-    proc.send_signal(signal.SIGCONT)
-    _wait_state(proc.pid, False, "the command")
-    _wait_state(stage, False, "the forked stage")
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=120) == -signal.SIGTERM  # as a stage killed by it here
+    try:
+        deadline = time.monotonic() + 120
+        while not _children(server.pid):
+            assert proc.poll() is None, "the command ended before its stage started"
+            assert time.monotonic() < deadline, "no stage was forked"
+            time.sleep(0.05)
+        (stage,) = _children(server.pid)
+        # Ctrl-Z stops the command and its stage; `fg` (SIGCONT) continues both.
+        proc.send_signal(signal.SIGTSTP)
+        _wait_state(proc.pid, True, "the command")
+        _wait_state(stage, True, "the forked stage")
+        proc.send_signal(signal.SIGCONT)
+        _wait_state(proc.pid, False, "the command")
+        _wait_state(stage, False, "the forked stage")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=120) == -signal.SIGTERM  # as a stage killed by it here
+    finally:  # a failure must not leave the 100000-epoch stage running: killed outright, the
+        proc.kill()  # command closes its connection and the forked stage kills itself
+        proc.wait()
+        for pid in _children(server.pid):  # once it runs again, if it was left stopped
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
     _wait_no_children(server.pid, "the forked stage outlived SIGTERM")
     shutil.copy(tmp_path / "params.yaml", project / "params.yaml")
 
