@@ -6,7 +6,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -62,11 +62,13 @@ def run_until_retried(
     env: dict[str, str],
     timeout: float,
     held_s: float = 25.0,
+    until: Callable[[], bool] = lambda: True,
 ) -> subprocess.CompletedProcess[str]:
     """Run `args` against the locked store; release the lock at the first RETRY_LINE the
-    command logs once it has waited `held_s` seconds, past SQLite's 20 s busy timeout: neuroflow
-    retried through MLflow's own wait, and its retry is what completes the command. (A fixed
-    hold would have to outlast the command's start-up on a busy machine too.)"""
+    command logs once it has waited `held_s` seconds, past SQLite's 20 s busy timeout, and once
+    `until()` holds (another command meant to fail on the lock has): neuroflow retried through
+    MLflow's own wait, and its retry is what completes the command. (A fixed hold would have to
+    outlast the command's start-up on a busy machine too.)"""
     start = time.monotonic()
     proc = subprocess.Popen(
         args, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
@@ -81,7 +83,7 @@ def run_until_retried(
     try:
         for line in proc.stderr:
             err.append(line)
-            if RETRY_LINE in line and time.monotonic() - start >= held_s:
+            if RETRY_LINE in line and time.monotonic() - start >= held_s and until():
                 release(holder)
         proc.wait()
         drain.join()

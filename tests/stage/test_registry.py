@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -198,9 +199,10 @@ class Store:
         check: bool = True,
         env: dict[str, str] | None = None,
         lock: subprocess.Popen[str] | None = None,
+        until: Callable[[], bool] = lambda: True,
     ) -> subprocess.CompletedProcess[str]:
         """`neuroflow ARGS`; with `lock` (a holder of the store's lock), released once the
-        command logs its first retry."""
+        command logs a retry after MLflow's first wait and `until()` holds."""
         from tests.conftest import clean_env
         from tests.sqlite_lock import run_until_retried
 
@@ -208,7 +210,9 @@ class Store:
         env = clean_env(self.root, MLFLOW_TRACKING_URI=self.uri, **(env or {}))
         command = [str(BIN / "neuroflow"), *args]
         if lock is not None:
-            proc = run_until_retried(lock, command, cwd=self.root, env=env, timeout=180)
+            proc = run_until_retried(
+                lock, command, cwd=self.root, env=env, timeout=180, until=until
+            )
         else:
             proc = subprocess.run(
                 command, cwd=self.root, env=env, capture_output=True, text=True, timeout=180
@@ -635,22 +639,31 @@ def test_registry_against_a_real_mlflow_server(
 def test_promote_on_a_locked_store_retries_then_fails_naming_it(
     store: Store, models: dict[str, onnx.ModelProto]
 ) -> None:
-    """MLflow waits 20 s per attempt; neuroflow retries within NEUROFLOW_STORE_RETRY_S."""
+    """MLflow waits 20 s per attempt; neuroflow retries within NEUROFLOW_STORE_RETRY_S.
+
+    Two promotes meet one lock: one with a 3 s budget gives up after MLflow's first wait, the
+    other retries past it and promotes once the lock is released (after the first has failed).
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
     from tests.sqlite_lock import RETRY_LINE, exclusive_lock
 
     store.register(models["ok"])
     db = store.root / "mlflow.db"
-    with exclusive_lock(db, seconds=300):
-        past = store.cli("promote", check=False, env={"NEUROFLOW_STORE_RETRY_S": "3"})
+    with exclusive_lock(db, seconds=300) as holder, ThreadPoolExecutor(1) as pool:
+        failing = pool.submit(
+            store.cli, "promote", check=False, env={"NEUROFLOW_STORE_RETRY_S": "3"}
+        )
+        held = store.cli("promote", lock=holder, until=failing.done)
+    past = failing.result()
     assert past.returncode not in (0, 3)
     line = past.stderr.strip().splitlines()[-1]
     assert store.uri in line and "database is locked" in line, past.stderr[-2000:]
     assert "Traceback" not in past.stderr
-    assert store.champion() is None and ledger.entries(store.client, NAME) == []
+    assert "promoted" not in past.stdout
 
-    # Held past MLflow's first 20 s attempt, until promote logs its own retry after that.
-    with exclusive_lock(db, seconds=300) as holder:
-        held = store.cli("promote", lock=holder)
+    # The other waited past MLflow's first 20 s attempt, until the lock was released.
     assert held.returncode == 0 and "promoted" in held.stdout, held.stderr[-2000:]
     assert RETRY_LINE in held.stderr
+    # One promotion in the ledger: the one that gave up wrote nothing.
     assert store.champion() == "1" and len(ledger.entries(store.client, NAME)) == 1
