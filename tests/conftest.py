@@ -282,7 +282,14 @@ def mlflow_server(
                 str(workers),
             ],
             cwd=log_path.parent,
-            env=clean_env(log_path.parent, MLFLOW_DISABLE_TELEMETRY="true", DO_NOT_TRACK="true"),
+            # No job runner: its eight extra interpreters (GenAI jobs, never used here) cost
+            # ~30 CPU-s per server start and slowed the server's own start beside them.
+            env=clean_env(
+                log_path.parent,
+                MLFLOW_DISABLE_TELEMETRY="true",
+                DO_NOT_TRACK="true",
+                MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false",
+            ),
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
