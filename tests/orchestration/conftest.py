@@ -24,18 +24,20 @@ def prefect_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
     new database takes to start here)."""
     from filelock import FileLock
     from tests.conftest import _shared_dir, clean_env
-    from tests.orchestration.procs import PREFECT, prefect_env
+    from tests.orchestration.procs import PREFECT, database, prefect_env
+
+    from neuroflow.io import write_with
 
     common = _shared_dir(tmp_path_factory)
     template = common / "prefect-template.db"
     with FileLock(str(common / "prefect-template.lock")):
         if not template.exists():
             work = tmp_path_factory.mktemp("prefect-template")
+            # No server starts: the API URL is never used.
             env = prefect_env("http://127.0.0.1:9/api", work, **clean_env(work))
             upgrade = [PREFECT, "server", "database", "upgrade", "-y"]
             subprocess.run(upgrade, cwd=work, env=env, check=True, capture_output=True, timeout=600)
-            shutil.copy(work / "prefect.db", common / "prefect-template.db.tmp")
-            (common / "prefect-template.db.tmp").replace(template)
+            write_with(template, lambda tmp: shutil.copyfile(database(work), tmp))
     return template
 
 
@@ -71,12 +73,19 @@ def prefect_server(
     """A real `prefect server` on a free loopback port; yields its API URL and client env."""
     import httpx
     from tests.conftest import clean_env
-    from tests.orchestration.procs import PREFECT, background, free_port, prefect_env, wait_for
+    from tests.orchestration.procs import (
+        PREFECT,
+        background,
+        database,
+        free_port,
+        prefect_env,
+        wait_for,
+    )
 
     port = free_port()
     api = f"http://127.0.0.1:{port}/api"
     env = prefect_env(api, tmp_path, **clean_env(project))
-    shutil.copy(prefect_database, tmp_path / "prefect.db")  # where prefect_env points it
+    shutil.copy(prefect_database, database(tmp_path))
     cmd = [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)]
     with background(cmd, project, env, tmp_path / "server.log") as server:
         wait_for(

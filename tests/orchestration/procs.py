@@ -63,13 +63,18 @@ def background(
             stop(proc)
 
 
+def database(home: Path) -> Path:
+    """The SQLite database of a server started with `prefect_env(..., home)`."""
+    return home / "prefect.db"
+
+
 def prefect_env(api: str, home: Path, **base: str) -> dict[str, str]:
     """Settings for a throw-away `prefect server` and its clients (loopback, no UI)."""
     return {
         **base,
         "PREFECT_HOME": str(home / "prefect-home"),
         "PREFECT_API_URL": api,
-        "PREFECT_SERVER_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{home / 'prefect.db'}",
+        "PREFECT_SERVER_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{database(home)}",
         "PREFECT_SERVER_UI_ENABLED": "false",
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_LOGGING_LEVEL": "WARNING",
