@@ -206,16 +206,37 @@ def _start_shared(common: Path) -> None:
     threading.Thread(target=_build_shared, args=(common,), name="shared-pipeline").start()
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _warm_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The warm stage servers the tests' pipelines start register in this run's own folder
     (shared by the workers, so the per-user cap holds for the run, and a developer's own
-    servers are left alone); those still alive are stopped as the session ends."""
+    servers are left alone); those still alive are stopped when the last worker using them
+    ends (the first to run out of tests would pull them from under the others' last tests,
+    which would then run cold and start servers anew)."""
+    from filelock import FileLock
+
     from neuroflow.warm import registry
 
-    directory = _shared_dir(tmp_path_factory) / "warm"
+    common = _shared_dir(tmp_path_factory)
+    directory, users = common / "warm", common / "warm-users"
     os.environ[registry.DIR_ENV] = str(directory)
+    users.mkdir(exist_ok=True)
+    mine = users / str(os.getpid())
+    mine.touch()
     yield directory
+    with FileLock(str(common / "warm-users.lock")):
+        mine.unlink()
+        # A worker that died without its teardown does not keep the servers up.
+        if any(_alive(int(user.name)) for user in users.iterdir()):
+            return
     registry.stop_servers(registry.live_servers(directory), timeout_s=60.0)
 
 
@@ -240,11 +261,8 @@ def shared_run(tmp_path_factory: pytest.TempPathFactory) -> SharedRun:
     deadline = time.monotonic() + _SHARED_WAIT_S
     while not done.exists():
         assert not failed.exists(), f"the shared pipeline run failed:\n{failed.read_text()}"
-        if builder != os.getpid():
-            try:
-                os.kill(builder, 0)
-            except ProcessLookupError:
-                pytest.fail(f"worker {builder} died while building the shared pipeline run")
+        if builder != os.getpid() and not _alive(builder):
+            pytest.fail(f"worker {builder} died while building the shared pipeline run")
         assert time.monotonic() < deadline, "the shared pipeline run did not finish"
         time.sleep(0.5)
     mine = tmp_path_factory.mktemp("shared") / "project"

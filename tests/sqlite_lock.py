@@ -54,6 +54,11 @@ def exclusive_lock(db: Path, seconds: float) -> Iterator[subprocess.Popen[str]]:
         proc.wait(timeout=30)
 
 
+def no_wait() -> bool:
+    """The default `until` of `run_until_retried`: nothing else to wait for."""
+    return True
+
+
 def run_until_retried(
     holder: subprocess.Popen[str],
     args: list[str],
@@ -62,7 +67,7 @@ def run_until_retried(
     env: dict[str, str],
     timeout: float,
     held_s: float = 25.0,
-    until: Callable[[], bool] = lambda: True,
+    until: Callable[[], bool] = no_wait,
 ) -> subprocess.CompletedProcess[str]:
     """Run `args` against the locked store; release the lock at the first RETRY_LINE the
     command logs once it has waited `held_s` seconds, past SQLite's 20 s busy timeout, and once

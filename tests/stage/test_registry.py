@@ -22,6 +22,7 @@ import onnx
 import pandas as pd
 import pytest
 import yaml
+from tests.sqlite_lock import no_wait, run_until_retried
 
 from neuroflow.config import Params
 from neuroflow.registry import ledger, promotion
@@ -199,12 +200,11 @@ class Store:
         check: bool = True,
         env: dict[str, str] | None = None,
         lock: subprocess.Popen[str] | None = None,
-        until: Callable[[], bool] = lambda: True,
+        until: Callable[[], bool] = no_wait,
     ) -> subprocess.CompletedProcess[str]:
         """`neuroflow ARGS`; with `lock` (a holder of the store's lock), released once the
         command logs a retry after MLflow's first wait and `until()` holds."""
         from tests.conftest import clean_env
-        from tests.sqlite_lock import run_until_retried
 
         # The test run's environment (one warm server serves all its commands), this store.
         env = clean_env(self.root, MLFLOW_TRACKING_URI=self.uri, **(env or {}))

@@ -174,3 +174,24 @@ def test_a_light_stage_runs_here_while_the_server_is_still_importing(
         assert client.run_warm(["neuroflow", "check"]) is None  # at once, not connected
         _record(directory, key, os.getpid(), "ready")
         assert registry.is_ready(directory, key)
+
+
+@pytest.mark.parametrize("value", ["1", "true", "On", " yes ", "0", "off", "no", ""])
+def test_a_forked_stage_reads_neuroflow_verbose_as_the_cli_does(value: str) -> None:
+    import logging
+
+    from typer.testing import CliRunner
+
+    from neuroflow.cli import app
+    from neuroflow.warm.server import _verbose
+
+    level = logging.getLogger("neuroflow").level
+    try:
+        # `--help` of a subcommand still runs the app's callback, which sets the log level.
+        env = {"NEUROFLOW_VERBOSE": value}
+        result = CliRunner().invoke(app, ["show-metrics", "--help"], env=env)
+        assert result.exit_code == 0, result.output
+        cli_verbose = logging.getLogger("neuroflow").level == logging.DEBUG
+    finally:
+        logging.getLogger("neuroflow").setLevel(level)
+    assert _verbose(value) is cli_verbose

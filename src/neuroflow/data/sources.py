@@ -10,10 +10,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from neuroflow.data import bundled
 from neuroflow.errors import DataError
 
 # scikit-learn datasets that ship inside the package: nothing is downloaded.
-BUNDLED = ("breast_cancer", "iris", "wine", "diabetes", "digits")
+BUNDLED = tuple(bundled.FEATURE_NAMES)
 
 
 class SourceError(DataError):
@@ -21,8 +22,6 @@ class SourceError(DataError):
 
 
 def load_bundled(name: str, target: str) -> pd.DataFrame:
-    from neuroflow.data import bundled
-
     if name not in BUNDLED:
         raise SourceError(f"data.name={name!r} is not a bundled dataset; choose one of {BUNDLED}")
     frame = bundled.load(name)

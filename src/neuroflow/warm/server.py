@@ -140,9 +140,20 @@ def _become_stage(
     threading.Thread(target=die_with_client, name="warm-client-watch", daemon=True).start()
     from neuroflow.cli import main
 
-    if os.environ.get("NEUROFLOW_VERBOSE", "").lower() in ("1", "true", "yes"):
+    if _verbose(os.environ.get("NEUROFLOW_VERBOSE", "")):
         sys.stderr.write(f"neuroflow.warm: {sys.argv[1]} forked by warm server {os.getppid()}\n")
     main()
+
+
+def _verbose(value: str) -> bool:
+    """NEUROFLOW_VERBOSE read as the CLI's `--verbose` reads it (click's boolean: on, yes, 1...);
+    a value it rejects is the CLI's to report."""
+    import click
+
+    try:
+        return bool(value.strip()) and bool(click.BOOL.convert(value, None, None))
+    except click.BadParameter:
+        return False
 
 
 def _end_as_the_interpreter_would(code: object) -> None:
