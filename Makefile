@@ -64,9 +64,12 @@ compare: $(STAMP) ## Experiments side by side: changed params, test metrics (ARG
 # MLflow's server also starts a job runner and eight Python workers for its GenAI jobs, which
 # neuroflow never submits (about 30 CPU-s at every start); MLFLOW_SERVER_ENABLE_JOB_EXECUTION=true
 # in the environment turns them back on.
-ui: $(STAMP) ## Open the MLflow UI on 127.0.0.1:5000 over the project store
+# One user's browser: one server process (mlflow ui's default of 4 imports MLflow four times).
+UI_WORKERS ?= 1
+ui: $(STAMP) ## Open the MLflow UI on 127.0.0.1:5000 over the project store (UI_WORKERS=1)
 	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=$${MLFLOW_SERVER_ENABLE_JOB_EXECUTION:-false} \
-	$(BIN)/mlflow ui --host 127.0.0.1 --port 5000 --backend-store-uri $${MLFLOW_TRACKING_URI:-sqlite:///mlflow.db}
+	$(BIN)/mlflow ui --host 127.0.0.1 --port 5000 --workers $(UI_WORKERS) \
+		--backend-store-uri $${MLFLOW_TRACKING_URI:-sqlite:///mlflow.db}
 
 bench: $(STAMP) ## Run the benchmarks and write benchmarks/results + RESULTS.md
 	$(BIN)/python -m benchmarks.run

@@ -13,6 +13,7 @@ The difference between the HTTP and in-process figures is the cost of HTTP + JSO
 from __future__ import annotations
 
 import json
+import logging
 import os
 import statistics
 import subprocess
@@ -24,7 +25,13 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common import breast_cancer_model, call_seconds, free_port, stop_process
+from benchmarks.common import (
+    breast_cancer_model,
+    call_seconds,
+    free_port,
+    machine,
+    stop_process,
+)
 
 NAME = "bench-serving"
 BIN = Path(sys.executable).parent
@@ -84,6 +91,10 @@ def _payload(frame: Any) -> bytes:
 
 def run(smoke: bool) -> dict[str, Any]:
     import httpx
+
+    # httpx logs every request at INFO: under `benchmarks.run`'s logging that is the client's
+    # cost (2-3 ms per batch-1 request here), not the server's. `benchmarks.run` restores it.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
     from neuroflow.export.runtime import OnnxScorer
     from neuroflow.serving.app import ServedModel, parse_request
@@ -152,6 +163,7 @@ def run(smoke: bool) -> dict[str, Any]:
     return {
         "benchmark": "serving",
         "smoke": smoke,
+        "machine": machine(("onnxruntime", "fastapi", "uvicorn")),
         "model": "breast-cancer raw rows (30 numeric inputs) → MLP [32, 16] tanh, ONNX, CPU",
         "requests": {"batch1": n_single, "batch1024": n_batch, "warmup": warmup},
         "cpu_count": os.cpu_count(),

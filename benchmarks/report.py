@@ -336,6 +336,45 @@ def _inference(data: dict[str, Any]) -> str:
     )
 
 
+def _serving(data: dict[str, Any]) -> str:
+    """`neuroflow serve` over HTTP beside onnxruntime in-process on the same model."""
+    http, local = data["http"], data["in_process"]
+    rows = [
+        ["HTTP, batch 1", http["batch1"]["p50_ms"], http["batch1"]["p99_ms"], ""],
+        [
+            "HTTP, batch 1024",
+            http["batch1024"]["p50_ms"],
+            http["batch1024"]["p99_ms"],
+            http["batch1024"]["rows_per_s"],
+        ],
+        [
+            "request path without HTTP, batch 1",
+            local["request_path_no_http_batch1"]["p50_ms"],
+            local["request_path_no_http_batch1"]["p99_ms"],
+            "",
+        ],
+        [
+            "onnxruntime in-process, batch 1",
+            local["onnxruntime_batch1"]["p50_ms"],
+            local["onnxruntime_batch1"]["p99_ms"],
+            "",
+        ],
+        [
+            "onnxruntime in-process, batch 1024",
+            local["onnxruntime_batch1024"]["p50_ms"],
+            local["onnxruntime_batch1024"]["p99_ms"],
+            local["onnxruntime_batch1024"]["rows_per_s"],
+        ],
+    ]
+    requests = data["requests"]
+    return (
+        f"{data['model']}; {requests['batch1']} batch-1 and {requests['batch1024']} "
+        f"batch-1024 requests after {requests['warmup']} warm-up, sequential on one "
+        f"keep-alive connection. Server start to first answer: {http['server_startup_s']:.2f} s."
+        "\n\n" + _table(["path", "p50 ms", "p99 ms", "rows/s"], rows)
+    )
+
+
 def _experiments(data: dict[str, Any]) -> str:
     """Measured options for the engine that were not adopted (and why)."""
     cpu, gpu = data.get("cpu_torch_compile", {}), data.get("gpu_cuda_graph", {})
@@ -419,6 +458,7 @@ RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
     "inference": _inference,
     "presets": _presets,
     "gan": _gan,
+    "serving": _serving,
 }
 TITLES = {
     "engine": "Training engine (this machine, CPU)",
@@ -434,6 +474,7 @@ TITLES = {
     "gan": "GAN preset: generated digits rated by a trained classifier",
     "threads": "CPU training threads: one, every core, the engine's choice",
     "pipeline_before_after": "Pipeline before/after: a cold run and the iteration loop",
+    "serving": "Serving: `neuroflow serve` over HTTP and in-process",
 }
 
 

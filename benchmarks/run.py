@@ -33,17 +33,26 @@ log = logging.getLogger("benchmarks")
 BENCH_DIR = Path(__file__).resolve().parent
 
 
+def _logger_levels() -> dict[str, int]:
+    loggers = logging.root.manager.loggerDict.items()
+    return {name: lg.level for name, lg in loggers if isinstance(lg, logging.Logger)}
+
+
 @contextlib.contextmanager
 def _isolated() -> Iterator[None]:
-    """Undo what a benchmark changes process-wide (env vars, torch threads) for the next one."""
+    """Undo what a benchmark changes process-wide (env vars, torch threads, logger levels) for
+    the next one."""
     env = dict(os.environ)
     torch = sys.modules.get("torch")
     threads = torch.get_num_threads() if torch is not None else None
+    levels = _logger_levels()
     try:
         yield
     finally:
         os.environ.clear()
         os.environ.update(env)
+        for name in _logger_levels():
+            logging.getLogger(name).setLevel(levels.get(name, logging.NOTSET))
         torch = sys.modules.get("torch")
         if torch is not None:
             if threads is not None:
