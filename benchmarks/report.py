@@ -339,33 +339,14 @@ def _inference(data: dict[str, Any]) -> str:
 def _serving(data: dict[str, Any]) -> str:
     """`neuroflow serve` over HTTP beside onnxruntime in-process on the same model."""
     http, local = data["http"], data["in_process"]
-    rows = [
-        ["HTTP, batch 1", http["batch1"]["p50_ms"], http["batch1"]["p99_ms"], ""],
-        [
-            "HTTP, batch 1024",
-            http["batch1024"]["p50_ms"],
-            http["batch1024"]["p99_ms"],
-            http["batch1024"]["rows_per_s"],
-        ],
-        [
-            "request path without HTTP, batch 1",
-            local["request_path_no_http_batch1"]["p50_ms"],
-            local["request_path_no_http_batch1"]["p99_ms"],
-            "",
-        ],
-        [
-            "onnxruntime in-process, batch 1",
-            local["onnxruntime_batch1"]["p50_ms"],
-            local["onnxruntime_batch1"]["p99_ms"],
-            "",
-        ],
-        [
-            "onnxruntime in-process, batch 1024",
-            local["onnxruntime_batch1024"]["p50_ms"],
-            local["onnxruntime_batch1024"]["p99_ms"],
-            local["onnxruntime_batch1024"]["rows_per_s"],
-        ],
+    paths = [
+        ("HTTP, batch 1", http["batch1"]),
+        ("HTTP, batch 1024", http["batch1024"]),
+        ("request path without HTTP, batch 1", local["request_path_no_http_batch1"]),
+        ("onnxruntime in-process, batch 1", local["onnxruntime_batch1"]),
+        ("onnxruntime in-process, batch 1024", local["onnxruntime_batch1024"]),
     ]
+    rows = [[name, v["p50_ms"], v["p99_ms"], v.get("rows_per_s", "")] for name, v in paths]
     requests = data["requests"]
     return (
         f"{data['model']}; {requests['batch1']} batch-1 and {requests['batch1024']} "

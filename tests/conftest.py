@@ -28,6 +28,7 @@ from benchmarks.common import free_port as free_port  # procs.py and tests impor
 from benchmarks.common import stop_process
 
 from neuroflow.io import write_json, write_text
+from neuroflow.warm import registry
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -174,7 +175,7 @@ def combined(root: Path, *args: str, timeout: float = 600, **env: str) -> str:
     return proc.stdout
 
 
-def _shared_dir(factory: pytest.TempPathFactory) -> Path:
+def shared_dir(factory: pytest.TempPathFactory) -> Path:
     """This run's temp directory common to all xdist workers (each has its own basetemp in it)."""
     base = factory.getbasetemp()
     return base.parent if "PYTEST_XDIST_WORKER" in os.environ else base
@@ -206,14 +207,6 @@ def _start_shared(common: Path) -> None:
     threading.Thread(target=_build_shared, args=(common,), name="shared-pipeline").start()
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
 @pytest.fixture(scope="session", autouse=True)
 def _warm_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The warm stage servers the tests' pipelines start register in this run's own folder
@@ -223,9 +216,7 @@ def _warm_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     which would then run cold and start servers anew)."""
     from filelock import FileLock
 
-    from neuroflow.warm import registry
-
-    common = _shared_dir(tmp_path_factory)
+    common = shared_dir(tmp_path_factory)
     directory, users = common / "warm", common / "warm-users"
     os.environ[registry.DIR_ENV] = str(directory)
     users.mkdir(exist_ok=True)
@@ -235,7 +226,7 @@ def _warm_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     with FileLock(str(common / "warm-users.lock")):
         mine.unlink()
         # A worker that died without its teardown does not keep the servers up.
-        if any(_alive(int(user.name)) for user in users.iterdir()):
+        if any(registry.alive(int(user.name)) for user in users.iterdir()):
             return
     registry.stop_servers(registry.live_servers(directory), timeout_s=60.0)
 
@@ -247,21 +238,21 @@ def _shared_pipeline_started(
     """Start the shared run as the session starts, if any selected test needs it, so it
     overlaps the tests that do not."""
     if any("shared_run" in getattr(item, "fixturenames", ()) for item in request.session.items):
-        _start_shared(_shared_dir(tmp_path_factory))
+        _start_shared(shared_dir(tmp_path_factory))
 
 
 @pytest.fixture(scope="session")
 def shared_run(tmp_path_factory: pytest.TempPathFactory) -> SharedRun:
     """One shrunken `dvc repro` of the default pipeline for the whole session; each worker
     gets its own copy (no two workers ever run DVC in the same checkout)."""
-    common = _shared_dir(tmp_path_factory)
+    common = shared_dir(tmp_path_factory)
     _start_shared(common)  # a no-op once started
     done, failed = common / f"{_SHARED}.json", common / f"{_SHARED}.failed"
     builder = int((common / f"{_SHARED}.pid").read_text())
     deadline = time.monotonic() + _SHARED_WAIT_S
     while not done.exists():
         assert not failed.exists(), f"the shared pipeline run failed:\n{failed.read_text()}"
-        if builder != os.getpid() and not _alive(builder):
+        if builder != os.getpid() and not registry.alive(builder):
             pytest.fail(f"worker {builder} died while building the shared pipeline run")
         assert time.monotonic() < deadline, "the shared pipeline run did not finish"
         time.sleep(0.5)

@@ -30,6 +30,8 @@ app = typer.Typer(
 
 log = logging.getLogger("neuroflow")
 
+VERBOSE_ENV = "NEUROFLOW_VERBOSE"  # --verbose, for every stage a pipeline runs
+
 
 def _setup_logging(verbose: bool = False) -> None:
     level = logging.DEBUG if verbose else logging.INFO
@@ -64,7 +66,7 @@ def _main(
         typer.Option(
             "--verbose",
             "-v",
-            envvar="NEUROFLOW_VERBOSE",  # reaches the stages `dvc repro` runs
+            envvar=VERBOSE_ENV,  # reaches the stages `dvc repro` runs
             help="Debug logging, with a line per training epoch.",
         ),
     ] = False,

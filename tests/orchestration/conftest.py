@@ -23,12 +23,12 @@ def prefect_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
     started on a copy skips Prefect's schema migrations (about 13 of the 18 CPU-s a server on a
     new database takes to start here)."""
     from filelock import FileLock
-    from tests.conftest import _shared_dir, clean_env
+    from tests.conftest import clean_env, shared_dir
     from tests.orchestration.procs import PREFECT, database, prefect_env
 
     from neuroflow.io import write_with
 
-    common = _shared_dir(tmp_path_factory)
+    common = shared_dir(tmp_path_factory)
     template = common / "prefect-template.db"
     with FileLock(str(common / "prefect-template.lock")):
         if not template.exists():

@@ -22,7 +22,7 @@ import onnx
 import pandas as pd
 import pytest
 import yaml
-from tests.sqlite_lock import no_wait, run_until_retried
+from tests.sqlite_lock import RETRY_LINE, exclusive_lock, no_wait, run_until_retried
 
 from neuroflow.config import Params
 from neuroflow.registry import ledger, promotion
@@ -645,8 +645,6 @@ def test_promote_on_a_locked_store_retries_then_fails_naming_it(
     other retries past it and promotes once the lock is released (after the first has failed).
     """
     from concurrent.futures import ThreadPoolExecutor
-
-    from tests.sqlite_lock import RETRY_LINE, exclusive_lock
 
     store.register(models["ok"])
     db = store.root / "mlflow.db"

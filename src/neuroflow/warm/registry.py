@@ -135,7 +135,8 @@ def is_ready(directory: Path, key: str) -> bool:
         return False
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """Whether process `pid` exists (one of another user's counts as alive)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -155,7 +156,7 @@ def live_servers(directory: Path) -> list[Server]:
             mtime = path.stat().st_mtime
         except (OSError, ValueError):
             continue
-        if _alive(int(record["pid"])):
+        if alive(int(record["pid"])):
             servers.append(
                 Server(record["key"], int(record["pid"]), record["python"], record["state"], mtime)
             )
@@ -223,8 +224,8 @@ def stop_servers(servers: list[Server], timeout_s: float) -> list[Server]:
 def wait_stopped(servers: list[Server], timeout_s: float) -> list[Server]:
     """The servers still alive after up to `timeout_s` seconds."""
     deadline = time.monotonic() + timeout_s
-    alive = list(servers)
-    while alive and time.monotonic() < deadline:
+    running = list(servers)
+    while running and time.monotonic() < deadline:
         time.sleep(0.05)
-        alive = [s for s in alive if _alive(s.pid)]
-    return alive
+        running = [s for s in running if alive(s.pid)]
+    return running

@@ -138,15 +138,15 @@ def _become_stage(
         os.kill(os.getpid(), signal.SIGKILL)
 
     threading.Thread(target=die_with_client, name="warm-client-watch", daemon=True).start()
-    from neuroflow.cli import main
+    from neuroflow.cli import VERBOSE_ENV, main
 
-    if _verbose(os.environ.get("NEUROFLOW_VERBOSE", "")):
+    if _verbose(os.environ.get(VERBOSE_ENV, "")):
         sys.stderr.write(f"neuroflow.warm: {sys.argv[1]} forked by warm server {os.getppid()}\n")
     main()
 
 
 def _verbose(value: str) -> bool:
-    """NEUROFLOW_VERBOSE read as the CLI's `--verbose` reads it (click's boolean: on, yes, 1...);
+    """The verbose variable read as the CLI's `--verbose` reads it (click's boolean: on, yes, 1...);
     a value it rejects is the CLI's to report."""
     import click
 
