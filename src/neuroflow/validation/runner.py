@@ -20,7 +20,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from neuroflow.validation.gx_tuning import kwargs_read_once, no_batch_fingerprint
 from neuroflow.validation.suite import SuiteFormatError, check_suite_shape
 
 if TYPE_CHECKING:
@@ -185,7 +186,8 @@ def run_suite(
     staging = _make_staging_dir(docs_dir) if docs_dir is not None else None
     stack = contextlib.ExitStack()
     try:
-        stack.enter_context(_no_batch_fingerprint())
+        stack.enter_context(no_batch_fingerprint())
+        stack.enter_context(kwargs_read_once())
         context = _make_context(gx, staging)
         gx_suite = context.suites.add(build_gx_suite(suite))
         # GE reports expectations that raised first; report failures in suite order instead.
@@ -271,27 +273,6 @@ def import_gx() -> ModuleType:
     import great_expectations as gx
 
     return gx
-
-
-@contextlib.contextmanager
-def _no_batch_fingerprint() -> Iterator[None]:
-    """Skip GE's fingerprint of each dataframe batch while our suites run.
-
-    GE hashes every cell of a batch smaller than 1 GB to label it in the result's metadata (it
-    skips bigger ones); nothing here reads that label, and at 10⁷ rows × 10 columns the hash
-    took half of the suite's time. What is checked is unchanged.
-    """
-    from great_expectations.execution_engine import pandas_execution_engine as engine
-
-    saved = getattr(engine, "HASH_THRESHOLD", None)
-    if saved is None:  # another GE version: leave it alone
-        yield
-        return
-    engine.HASH_THRESHOLD = 0
-    try:
-        yield
-    finally:
-        engine.HASH_THRESHOLD = saved
 
 
 def _release_batches(datasource: Any) -> None:
