@@ -232,6 +232,17 @@ def _warm_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 @pytest.fixture(scope="session", autouse=True)
+def _run_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Per-user caches (the empty MLflow store new stores copy) live in this run's folder, never
+    the developer's: each run makes them once, as a new user's first pipeline run does."""
+    from neuroflow import store_seed
+
+    directory = shared_dir(tmp_path_factory) / "cache"
+    os.environ[store_seed.CACHE_ENV] = str(directory)
+    return directory
+
+
+@pytest.fixture(scope="session", autouse=True)
 def _shared_pipeline_started(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
@@ -272,7 +283,11 @@ def pipeline_done(shared_run: SharedRun) -> Path:
 def mlflow_server(
     backend_uri: str, artifacts: Path, log_path: Path, *, workers: int = 1
 ) -> Iterator[str]:
-    """A real `mlflow server` on a free loopback port; yields its URL, stops it by PID."""
+    """A real `mlflow server` on a free loopback port; yields its URL, stops it by PID. A new
+    SQLite backend starts as the pipeline's own new stores do (`store_seed`)."""
+    from neuroflow import store_seed
+
+    store_seed.seed(backend_uri)
     port = free_port()
     with log_path.open("w") as log:
         proc = subprocess.Popen(

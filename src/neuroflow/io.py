@@ -13,7 +13,7 @@ from typing import Any
 
 
 @functools.cache
-def _file_mode() -> int:
+def new_file_mode() -> int:
     """The mode `open()` gives a new file (0o666 less the umask); mkstemp's is 0o600."""
     mask = os.umask(0)
     os.umask(mask)
@@ -32,7 +32,7 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
         yield tmp
         with tmp.open("rb") as fh:
             os.fsync(fh.fileno())
-        tmp.chmod(_file_mode())
+        tmp.chmod(new_file_mode())
         tmp.replace(target)
     finally:
         tmp.unlink(missing_ok=True)

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import yaml
 
+from neuroflow import store_seed
 from neuroflow.config import Paths, tracking_uri
 from neuroflow.errors import TrackingError
 from neuroflow.io import read_json
@@ -133,6 +134,7 @@ def client(root: Path) -> MlflowClient:
     from mlflow.tracking import MlflowClient
 
     uri = tracking_uri(root)
+    store_seed.seed(uri)  # a new SQLite store: a copy of a migrated one, not 2 s of migrations
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     # MLflow opens (and checks the schema of) a database store here: a locked one is retried.
