@@ -456,6 +456,7 @@ TITLES = {
     "threads": "CPU training threads: one, every core, the engine's choice",
     "pipeline_before_after": "Pipeline before/after: a cold run and the iteration loop",
     "serving": "Serving: `neuroflow serve` over HTTP and in-process",
+    "stage_costs": "Stage fixed costs: a small suite's validation, a new tracking store",
 }
 
 
