@@ -2,8 +2,8 @@
 
 - **validate**: the default pipeline's suite (``data/suites/breast_cancer.json``, 95 rules) on
   the bundled 569 rows split as ingest splits them, with Data Docs, as ``neuroflow validate``
-  runs it: with ``gx_tuning.kwargs_read_once`` (what the stage does) and with Great
-  Expectations' own kwargs helpers.
+  runs it: with the kwargs tuning of ``validation.gx_tuning`` (what the stage does) and with
+  Great Expectations' own kwargs helpers.
 - **new tracking store**: the first call on a project's new SQLite store, seeded from the
   migrated empty store (``store_seed``, what ``tracking.client`` does) and made by MLflow's
   migrations.
@@ -25,12 +25,12 @@ from benchmarks.common import interleave, machine, median, run_python
 log = logging.getLogger("benchmarks.stage_costs")
 
 _VALIDATE = r"""
-import contextlib, json, sys, tempfile, time
+import json, sys, tempfile, time
 from pathlib import Path
 from neuroflow.config import load_params
 from neuroflow.data import bundled
 from neuroflow.data.split import split_frame
-from neuroflow.validation import runner
+from neuroflow.validation import gx_tuning, runner
 from neuroflow.validation.suite import load_suite
 
 tuned = sys.argv[1] == "tuned"
@@ -42,8 +42,8 @@ frames = split_frame(
     val_fraction=data.val_fraction, test_fraction=data.test_fraction, seed=params.seed,
 )
 suite = load_suite(params.validate_.suite)
-if not tuned:  # Great Expectations' own helpers: the tuning as a no-op
-    runner.kwargs_read_once = contextlib.nullcontext
+if not tuned:  # Great Expectations' own kwargs helpers (the fingerprint is skipped in both)
+    gx_tuning._read_kwargs_once = lambda: None
 with tempfile.TemporaryDirectory() as tmp:
     started = time.process_time()
     report = runner.run_suite(frames, suite, Path(tmp) / "docs")

@@ -83,6 +83,10 @@ def test_an_existing_file_is_never_replaced(cache: Path, tmp_path: Path) -> None
         db.write_bytes(content)
         assert not store_seed.seed(f"sqlite:///{db}")
         assert db.read_bytes() == content
+        # A store that appears between the check and the link (another stage made it) stands.
+        template = store_seed._template()
+        assert not store_seed._link_copy(template, db)
+        assert db.read_bytes() == content
     assert not list(tmp_path.glob(".mlflow.db.*"))  # no temporary file left behind
 
 

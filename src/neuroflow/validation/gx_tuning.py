@@ -1,15 +1,17 @@
 """Scoped speed-ups of Great Expectations internals, active only while a suite runs.
 
-Each one changes how much work GE does, never what it checks: `run_suite` enters them around
-its validation runs and they restore GE as they found it on exit. Each leaves GE alone when GE
-does not look like the version it was written against (the lock pins 1.24.1), and
-``tests/unit/test_gx_tuning.py`` checks, expectation by expectation on every bundled suite,
-that what GE computes is the same with and without them.
+Each one changes how much work GE does, never what it checks. `run_suite` runs its splits
+inside `tuned()`, which applies them and, when the last suite that overlaps it ends, puts GE
+back as it found it. Each leaves GE alone where GE does not look like the release it was
+written for (the lock pins 1.24.1). ``tests/unit/test_gx_tuning.py`` compares, expectation by
+expectation on every bundled suite, what GE's kwargs helpers answer with and without the
+tuning; the batch fingerprint only labels a result's metadata, which nothing here reads.
 """
 
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -22,9 +24,33 @@ _KWARGS_METHODS = (
 )
 
 
+_lock = threading.Lock()
+_users = 0  # suites running inside tuned() now
+_undo: list[Callable[[], None]] = []
+
+
 @contextlib.contextmanager
-def no_batch_fingerprint() -> Iterator[None]:
-    """Skip GE's fingerprint of each dataframe batch while our suites run.
+def tuned() -> Iterator[None]:
+    """GE with the speed-ups below for the duration. Suites that overlap (threads) share one
+    application: the first applies it, the last to finish undoes it."""
+    global _users
+    with _lock:
+        if _users == 0:
+            _undo[:] = [undo for undo in (_skip_batch_fingerprint(), _read_kwargs_once()) if undo]
+        _users += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _users -= 1
+            if _users == 0:
+                for undo in reversed(_undo):
+                    undo()
+                _undo.clear()
+
+
+def _skip_batch_fingerprint() -> Callable[[], None] | None:
+    """Skip GE's fingerprint of each dataframe batch; returns how to undo it.
 
     GE hashes every cell of a batch smaller than 1 GB to label it in the result's metadata (it
     skips bigger ones); nothing here reads that label, and at 10⁷ rows × 10 columns the hash
@@ -34,18 +60,18 @@ def no_batch_fingerprint() -> Iterator[None]:
 
     saved = getattr(engine, "HASH_THRESHOLD", None)
     if saved is None:  # another GE version: leave it alone
-        yield
-        return
+        return None
     engine.HASH_THRESHOLD = 0
-    try:
-        yield
-    finally:
+
+    def undo() -> None:
         engine.HASH_THRESHOLD = saved
 
+    return undo
 
-@contextlib.contextmanager
-def kwargs_read_once() -> Iterator[None]:
-    """Let GE read an expectation's configuration once per kwargs lookup, not once per key.
+
+def _read_kwargs_once() -> Callable[[], None] | None:
+    """Let GE read an expectation's configuration once per kwargs lookup, not once per key;
+    returns how to undo it.
 
     ``Expectation.configuration`` is a property that rebuilds an ``ExpectationConfiguration``
     (a pydantic ``dict()`` of the whole expectation) on every access, and GE's kwargs helpers
@@ -54,24 +80,24 @@ def kwargs_read_once() -> Iterator[None]:
     GE's own helpers with the configuration read once at the top; nothing mutates an
     expectation between those reads, so every value is the same.
     """
+    if not kwargs_tuning_applies():  # another GE version: leave it alone
+        return None
     from great_expectations.expectations import expectation as module
 
     cls = module.Expectation
-    saved = {name: cls.__dict__.get(name) for name in _KWARGS_METHODS}
-    if not kwargs_tuning_applies():  # another GE version: leave it alone
-        yield
-        return
+    saved = {name: cls.__dict__[name] for name in _KWARGS_METHODS}
     for name, replacement in _replacements(module).items():
         setattr(cls, name, replacement)
-    try:
-        yield
-    finally:
+
+    def undo() -> None:
         for name, original in saved.items():
             setattr(cls, name, original)
 
+    return undo
+
 
 def kwargs_tuning_applies() -> bool:
-    """Whether the installed GE is the release line `kwargs_read_once` was written against."""
+    """Whether the installed GE is the release line the kwargs helpers were copied from."""
     import great_expectations
     from great_expectations.expectations.expectation import Expectation
 

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from neuroflow.validation.gx_tuning import kwargs_read_once, no_batch_fingerprint
+from neuroflow.validation import gx_tuning
 from neuroflow.validation.suite import SuiteFormatError, check_suite_shape
 
 if TYPE_CHECKING:
@@ -186,8 +186,7 @@ def run_suite(
     staging = _make_staging_dir(docs_dir) if docs_dir is not None else None
     stack = contextlib.ExitStack()
     try:
-        stack.enter_context(no_batch_fingerprint())
-        stack.enter_context(kwargs_read_once())
+        stack.enter_context(gx_tuning.tuned())
         context = _make_context(gx, staging)
         gx_suite = context.suites.add(build_gx_suite(suite))
         # GE reports expectations that raised first; report failures in suite order instead.
