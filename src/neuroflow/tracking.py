@@ -113,17 +113,18 @@ def _lost_insert_race(exc: BaseException) -> bool:
     return "unique constraint" in str(exc).lower()
 
 
-def set_tag(func: Callable[..., Any], *args: Any) -> None:
-    """Write a tag with one of MlflowClient's `set_*_tag` methods. MLflow upserts a tag by
-    reading it, then inserting it if absent: of two processes writing the same new tag at once
-    (two sweep trials exporting), the second insert breaks the table's unique key. Written
-    again, the tag exists and is updated; a second race on one key is not retried."""
+def upsert(func: Callable[..., Any], *args: Any) -> None:
+    """Write a tag or an alias with one of MlflowClient's `set_*` methods. MLflow upserts them
+    by reading, then inserting if absent: of two processes writing the same new tag or alias at
+    once (two sweep trials exporting, both setting @challenger), the second insert breaks the
+    table's unique key. Written again, the row exists and is updated; a second race on one key
+    is not retried."""
     try:
         retry_locked(func, *args)
     except Exception as exc:
         if not _lost_insert_race(exc):
             raise
-        log.info("tag written by another process meanwhile (%s); writing it again", exc)
+        log.info("written by another process meanwhile (%s); writing it again", exc)
         retry_locked(func, *args)
 
 
@@ -469,10 +470,10 @@ def describe_model(root: Path, params: Params, version: str, card: str, data_sou
     with reachable(tracking_uri(root)):
         exp_id = experiment_id(mlc, params.registry.experiment)
         for key, value in {MLFLOW_RUN_NOTE: summary, **tags}.items():
-            set_tag(mlc.set_experiment_tag, exp_id, key, value)
+            upsert(mlc.set_experiment_tag, exp_id, key, value)
         retry_locked(mlc.update_registered_model, model_name, description=summary)
         for key, value in tags.items():
-            set_tag(mlc.set_registered_model_tag, model_name, key, value)
+            upsert(mlc.set_registered_model_tag, model_name, key, value)
         retry_locked(mlc.update_model_version, model_name, version, description=card)
 
 

@@ -31,7 +31,7 @@ def test_a_tag_insert_lost_to_another_writer_is_written_again(tmp_path: Path) ->
     import sqlalchemy
     from mlflow.exceptions import MlflowException
 
-    from neuroflow.tracking import set_tag
+    from neuroflow.tracking import upsert
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = mlflow.MlflowClient(uri, uri)
@@ -53,9 +53,43 @@ def test_a_tag_insert_lost_to_another_writer_is_written_again(tmp_path: Path) ->
             raise lost
         client.set_registered_model_tag(*args)
 
-    set_tag(racing_writer, "m", "task", "binary")
+    upsert(racing_writer, "m", "task", "binary")
     assert len(calls) == 2
     assert client.get_registered_model("m").tags == {"task": "binary"}
     # Any other failure stands, tried once.
     with pytest.raises(MlflowException, match="not found"):
-        set_tag(client.set_registered_model_tag, "absent", "task", "binary")
+        upsert(client.set_registered_model_tag, "absent", "task", "binary")
+
+
+def test_an_alias_insert_lost_to_another_export_is_written_again(tmp_path: Path) -> None:
+    """Two sweep trials exporting at once both point @challenger: the second insert into the
+    alias table breaks its unique key (seen in a sweep); the export sets the alias again."""
+    import mlflow
+    import sqlalchemy
+
+    from neuroflow.registry.names import CHALLENGER, set_challenger
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = mlflow.MlflowClient(uri, uri)
+    client.create_registered_model("m")
+    for _ in range(2):
+        client.create_model_version("m", (tmp_path / "model").as_uri())
+    lost = sqlalchemy.exc.IntegrityError(
+        "INSERT INTO registered_model_aliases",
+        {},
+        Exception("UNIQUE constraint failed: registered_model_aliases.name"),
+    )
+    calls: list[tuple[str, ...]] = []
+    real = client.set_registered_model_alias
+
+    def racing(name: str, alias: str, version: str) -> None:
+        calls.append((name, alias, version))
+        if len(calls) == 1:  # meanwhile the other trial pointed the alias at its version
+            real(name, alias, "1")
+            raise lost
+        real(name, alias, version)
+
+    client.set_registered_model_alias = racing  # type: ignore[method-assign]
+    set_challenger(client, "m", "2")
+    assert [c[2] for c in calls] == ["2", "2"]
+    assert str(client.get_model_version_by_alias("m", CHALLENGER).version) == "2"

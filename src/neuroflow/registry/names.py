@@ -71,10 +71,11 @@ def challenger_version(client: MlflowClient, name: str) -> str | None:
 
 
 def set_challenger(client: MlflowClient, name: str, version: str) -> None:
-    """Point `@challenger` at `version` (retried while a SQLite store is busy)."""
-    from neuroflow.tracking import retry_locked
+    """Point `@challenger` at `version` (retried while a SQLite store is busy, and once more
+    if another export set the alias at the same moment)."""
+    from neuroflow.tracking import upsert
 
-    retry_locked(client.set_registered_model_alias, name, CHALLENGER, str(version))
+    upsert(client.set_registered_model_alias, name, CHALLENGER, str(version))
 
 
 def get_version_tags(client: MlflowClient, name: str, version: str) -> dict[str, str]:
