@@ -4,7 +4,7 @@ MLflow creates a new SQLite store by running its whole chain of schema migration
 here, paid by the first stage that opens the store of every new project, clone or worktree.
 The result is the same file every time for one MLflow release, so it is made once per user and
 release (``<cache>/mlflow-<version>-store.db``: tables and schema version only, no rows) and a
-new store is a copy of it (the first call on it: 0.92 CPU-s instead of 2.22, MLflow's store
+new store is a copy of it (the first call on it: 0.93 CPU-s instead of 1.95, MLflow's store
 imports included, benchmarks/RESULTS.md). MLflow then opens it as it opens any store: it
 checks the schema version and adds its Default experiment, whose artifact location is the
 project's own.
