@@ -600,3 +600,11 @@ SPLITS: tuple[str, ...] = ("train", "val", "test")
 def tracking_uri(root: Path) -> str:
     """MLFLOW_TRACKING_URI when set, else the project's SQLite store in the repo root."""
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(root / 'mlflow.db').resolve()}"
+
+
+def sqlite_file(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` tracking URI; None for any other store or in-memory."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    db = uri[len("sqlite:///") :]
+    return None if not db or db == ":memory:" else Path(db)

@@ -13,7 +13,7 @@ from typing import Any
 
 
 @functools.cache
-def new_file_mode() -> int:
+def _file_mode() -> int:
     """The mode `open()` gives a new file (0o666 less the umask); mkstemp's is 0o600."""
     mask = os.umask(0)
     os.umask(mask)
@@ -21,8 +21,12 @@ def new_file_mode() -> int:
 
 
 @contextmanager
-def atomic_path(target: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside `target`; on success it replaces `target` in one rename."""
+def atomic_path(target: str | Path, *, exclusive: bool = False) -> Iterator[Path]:
+    """Yield a temporary path beside `target`; on success it replaces `target` in one rename.
+
+    `exclusive`: link it in instead, only where no file is; FileExistsError leaves the one
+    there (made meanwhile by another process) as it is.
+    """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
@@ -32,8 +36,11 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
         yield tmp
         with tmp.open("rb") as fh:
             os.fsync(fh.fileno())
-        tmp.chmod(new_file_mode())
-        tmp.replace(target)
+        tmp.chmod(_file_mode())
+        if exclusive:
+            os.link(tmp, target)
+        else:
+            tmp.replace(target)
     finally:
         tmp.unlink(missing_ok=True)
 

@@ -21,10 +21,10 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
-from neuroflow.io import new_file_mode, write_with
+from neuroflow.config import sqlite_file
+from neuroflow.io import atomic_path, write_with
 
 log = logging.getLogger(__name__)
 
@@ -39,23 +39,13 @@ def cache_dir() -> Path:
     return Path(base) / "neuroflow"
 
 
-def sqlite_path(uri: str) -> Path | None:
-    """The database file of a ``sqlite:`` tracking URI; None for any other store or in-memory."""
-    if not uri.startswith("sqlite:"):
-        return None
-    from sqlalchemy.engine import make_url
-
-    database = make_url(uri).database
-    return Path(database) if database and database != ":memory:" else None
-
-
 def seed(uri: str) -> bool:
     """Put a copy of the migrated empty store where `uri`'s SQLite file would be made.
 
     True if this call seeded it; False where the URI is not a file store, the file exists, or
     seeding failed (MLflow then creates the store itself).
     """
-    target = sqlite_path(uri)
+    target = sqlite_file(uri)
     if target is None or target.exists():
         return False
     try:
@@ -92,17 +82,9 @@ def _migrate(database: Path) -> None:
 
 def _link_copy(template: Path, target: Path) -> bool:
     """Copy `template` beside `target`, then link it in unless a file got there first."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    tmp = Path(name)
     try:
-        shutil.copyfile(template, tmp)
-        tmp.chmod(new_file_mode())
-        try:
-            os.link(tmp, target)
-        except FileExistsError:
-            return False
-        return True
-    finally:
-        tmp.unlink(missing_ok=True)
+        with atomic_path(target, exclusive=True) as tmp:
+            shutil.copyfile(template, tmp)
+    except FileExistsError:
+        return False
+    return True

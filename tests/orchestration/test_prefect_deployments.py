@@ -6,7 +6,6 @@ coexist there anyway, and the pooled run retrains on top of the served one's pip
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ import httpx
 import pytest
 import yaml
 from pipelines.serve import served_name
+from tests.conftest import run
 from tests.orchestration.procs import (
     PREFECT,
     artifacts,
@@ -29,16 +29,7 @@ pytestmark = pytest.mark.slow
 
 
 def prefect(project: Path, env: dict[str, str], *args: str) -> str:
-    out = subprocess.run(
-        [PREFECT, "--no-prompt", *args],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    assert out.returncode == 0, f"prefect {' '.join(args)}:\n{out.stdout}\n{out.stderr}"
-    return out.stdout
+    return run(project, PREFECT, "--no-prompt", *args, timeout=180, **env).stdout
 
 
 def deployment(api: str, name: str) -> dict[str, Any] | None:

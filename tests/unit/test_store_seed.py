@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from neuroflow import store_seed, tracking
+from neuroflow.config import sqlite_file
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
@@ -34,9 +35,8 @@ def rows(db: Path, query: str) -> list[tuple[object, ...]]:
 
 
 @pytest.fixture
-def cache(monkeypatch: pytest.MonkeyPatch, _run_cache: Path) -> Path:
-    """The run's cache folder: its template is made at most once per test run."""
-    monkeypatch.setenv(store_seed.CACHE_ENV, str(_run_cache))
+def cache(_run_cache: Path) -> Path:
+    """The run's cache folder (the session sets it): its template is made once per test run."""
     return _run_cache
 
 
@@ -95,7 +95,7 @@ def test_an_existing_file_is_never_replaced(cache: Path, tmp_path: Path) -> None
     ["http://127.0.0.1:5000", "postgresql://u@localhost/db", "sqlite://", "sqlite:///:memory:"],
 )
 def test_other_stores_are_left_to_mlflow(uri: str, cache: Path) -> None:
-    assert store_seed.sqlite_path(uri) is None
+    assert sqlite_file(uri) is None
     assert not store_seed.seed(uri)
 
 

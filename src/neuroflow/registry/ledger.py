@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
+from neuroflow.config import sqlite_file
 from neuroflow.errors import NeuroflowError
 from neuroflow.tracking import retry_locked
 
@@ -260,9 +261,9 @@ def finish_entry(client: MlflowClient, run_id: str, error: str | None = None) ->
 
 def lock_file(tracking_uri: str) -> Path | None:
     """The lock file beside a local store, or None for a remote one."""
-    if tracking_uri.startswith("sqlite:///"):
-        db = tracking_uri[len("sqlite:///") :]
-        return None if not db or db == ":memory:" else Path(db + ".promotion.lock")
+    if tracking_uri.startswith("sqlite:"):
+        db = sqlite_file(tracking_uri)
+        return None if db is None else Path(f"{db}.promotion.lock")
     parsed = urlparse(tracking_uri)
     if parsed.scheme in ("", "file"):
         return Path(parsed.path if parsed.scheme else tracking_uri) / ".promotion.lock"
