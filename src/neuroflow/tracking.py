@@ -136,11 +136,29 @@ def client(root: Path) -> MlflowClient:
 
     uri = tracking_uri(root)
     store_seed.seed(uri)  # a new SQLite store: a copy of a migrated one, not 2 s of migrations
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
+    # MLflow copies the URIs it is given into MLFLOW_TRACKING_URI / MLFLOW_REGISTRY_URI; left
+    # there, they would read as the user's choice, and a later client(other_root) in this process
+    # (or a stage it starts for another project) would open this project's store.
+    with _environ_kept("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_registry_uri(uri)
     # MLflow opens (and checks the schema of) a database store here: a locked one is retried.
     with reachable(uri):
         return retry_locked(MlflowClient, tracking_uri=uri, registry_uri=uri)
+
+
+@contextmanager
+def _environ_kept(*names: str) -> Iterator[None]:
+    """Leave the named environment variables as they were before the block."""
+    before = {name: os.environ.get(name) for name in names}
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 @contextmanager

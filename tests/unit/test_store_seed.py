@@ -41,9 +41,8 @@ def cache(_run_cache: Path) -> Path:
 
 
 def open_store(root: Path, monkeypatch: pytest.MonkeyPatch) -> MlflowClient:
-    """`tracking.client(root)` on the project's own store (MLflow sets the tracking URI in the
-    environment; monkeypatch takes it back after the test)."""
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
+    """`tracking.client(root)` on the project's own store."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     return tracking.client(root)
 
 

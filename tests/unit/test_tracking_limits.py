@@ -93,3 +93,33 @@ def test_an_alias_insert_lost_to_another_export_is_written_again(tmp_path: Path)
     set_challenger(client, "m", "2")
     assert [c[2] for c in calls] == ["2", "2"]
     assert str(client.get_model_version_by_alias("m", CHALLENGER).version) == "2"
+
+
+def test_a_client_leaves_the_tracking_uri_in_the_environment_to_the_user(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MLflow copies the URI it is given into MLFLOW_TRACKING_URI, where the next client() would
+    read it as the user's choice: one process opening two projects would write the second one's
+    runs into the first one's store."""
+    import os
+
+    import mlflow
+
+    from neuroflow import tracking
+
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
+        monkeypatch.delenv(name, raising=False)
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    tracking.client(first)
+    assert "MLFLOW_TRACKING_URI" not in os.environ and "MLFLOW_REGISTRY_URI" not in os.environ
+    opened = tracking.client(second)
+    own = f"sqlite:///{(second / 'mlflow.db').resolve()}"
+    assert opened.tracking_uri == own and mlflow.get_tracking_uri() == own
+    assert mlflow.get_registry_uri() == own
+    # A URI the user set stands, for every project, and stays set.
+    chosen = f"sqlite:///{tmp_path / 'chosen.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", chosen)
+    assert tracking.client(first).tracking_uri == chosen
+    assert os.environ["MLFLOW_TRACKING_URI"] == chosen
