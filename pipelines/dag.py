@@ -68,9 +68,14 @@ class CommandResult:
 
 
 def venv_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment for DVC and stage commands: this interpreter's scripts first on PATH."""
+    """The environment for DVC and stage commands: this interpreter's scripts first on PATH, and
+    PYTHONPATH without this process's working folder (`_is_working_folder`)."""
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    kept = [entry for entry in env.pop("PYTHONPATH", "").split(os.pathsep) if entry]
+    kept = [entry for entry in kept if not _is_working_folder(entry)]
+    if kept:
+        env["PYTHONPATH"] = os.pathsep.join(kept)
     env["PYTHONUNBUFFERED"] = "1"  # stage output must arrive line by line, not at exit
     env.setdefault("DO_NOT_TRACK", "1")
     env.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -78,6 +83,17 @@ def venv_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     if extra:
         env.update(extra)
     return env
+
+
+def _is_working_folder(entry: str) -> bool:
+    """Whether a PYTHONPATH entry is the flow run's working folder. Prefect's runner puts it there
+    so that a deployment's flow module imports; the commands DVC runs import only the installed
+    package, and with it on their path they would key a warm stage server of their own, apart
+    from the one `dvc repro` in a shell uses (`neuroflow.warm.registry.server_key`)."""
+    try:
+        return Path(entry).resolve() == Path.cwd().resolve()
+    except OSError:
+        return False
 
 
 def stream(

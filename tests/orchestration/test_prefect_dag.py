@@ -60,6 +60,27 @@ def test_output_is_handed_over_line_by_line_while_the_command_runs(tmp_path: Pat
     assert result.tail == lines
 
 
+def test_stage_commands_share_the_shells_warm_server_under_a_deployment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Prefect's runner puts a deployment's working folder on PYTHONPATH for the flow run: the
+    commands DVC runs from it leave that out (and keep the rest), so their stages go to the
+    warm server that a `dvc repro` typed in the checkout uses, not to a second one."""
+    import os
+
+    from neuroflow.warm import registry
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("PYTHONPATH", raising=False)
+    shell = dag.venv_env()
+    monkeypatch.setenv("PYTHONPATH", f"{tmp_path}{os.pathsep}{tmp_path / 'sub' / '..'}")
+    deployed = dag.venv_env()
+    assert "PYTHONPATH" not in deployed
+    assert registry.server_key(deployed) == registry.server_key(shell)
+    monkeypatch.setenv("PYTHONPATH", f"/opt/own{os.pathsep}{tmp_path}")
+    assert dag.venv_env()["PYTHONPATH"] == "/opt/own"  # the user's own entries stay
+
+
 def test_overrides_go_through_dvcs_set_param_and_keep_the_file(tmp_path: Path) -> None:
     shutil.copy2(REPO / "params.yaml", tmp_path / "params.yaml")
     specs = dag.apply_overrides(
