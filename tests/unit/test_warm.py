@@ -65,6 +65,8 @@ def test_the_key_covers_the_import_environment_and_every_package_file(
     # unless a value differs from the one the import sets.
     imported = {"KMP_DUPLICATE_LIB_OK": "True", "KMP_INIT_AT_FORK": "FALSE"}
     assert registry.server_key({**env, **imported, "TORCHINDUCTOR_CACHE_DIR": "/c"}) == key
+    # The flows set PYTHONUNBUFFERED; each forked stage sets its own buffering from it.
+    assert registry.server_key({**env, "PYTHONUNBUFFERED": "1"}) == key
     assert registry.server_key({**env, "KMP_INIT_AT_FORK": "TRUE"}) != key
     source = package / "stages" / "train.py"
     stat = source.stat()
@@ -195,3 +197,47 @@ def test_a_forked_stage_reads_neuroflow_verbose_as_the_cli_does(value: str) -> N
     finally:
         logging.getLogger("neuroflow").setLevel(level)
     assert _verbose(value) is cli_verbose
+
+
+@pytest.mark.parametrize("server_unbuffered", [False, True])
+@pytest.mark.parametrize("stage_unbuffered", [False, True])
+def test_a_forked_stage_buffers_its_output_as_its_own_environment_says(
+    server_unbuffered: bool, stage_unbuffered: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever the server started with, a stage under PYTHONUNBUFFERED (the flows' stages) hands
+    each line on at once, and one without it holds stdout until exit, as a new process would
+    off a terminal; stderr goes line by line either way."""
+    import io
+
+    from neuroflow.warm.server import buffer_as_a_new_process
+
+    read_end, write_end = os.pipe()
+    os.set_blocking(read_end, False)
+
+    def stream(fd: int) -> io.TextIOWrapper:  # as the interpreter opened the server's own
+        raw = io.FileIO(fd, "w")
+        if server_unbuffered:
+            return io.TextIOWrapper(raw, encoding="utf-8", write_through=True)
+        return io.TextIOWrapper(io.BufferedWriter(raw), encoding="utf-8", line_buffering=False)
+
+    def arrived() -> bytes:
+        try:
+            return os.read(read_end, 4096)
+        except BlockingIOError:
+            return b""
+
+    out, err = stream(write_end), stream(os.dup(write_end))
+    monkeypatch.setattr(sys, "stdout", out)
+    monkeypatch.setattr(sys, "stderr", err)
+    try:
+        buffer_as_a_new_process({"PYTHONUNBUFFERED": "1"} if stage_unbuffered else {})
+        out.write("epoch 1/3\n")
+        assert arrived() == (b"epoch 1/3\n" if stage_unbuffered else b"")
+        err.write("a warning\n")
+        assert arrived() == b"a warning\n"
+        out.flush()  # at exit
+        assert arrived() == (b"" if stage_unbuffered else b"epoch 1/3\n")
+    finally:
+        out.close()
+        err.close()
+        os.close(read_end)

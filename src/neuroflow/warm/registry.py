@@ -40,7 +40,9 @@ _IMPORT_ENV = ("PYTHON", "OMP_", "MKL_", "KMP_", "OPENBLAS_", "CUDA_", "NVIDIA_"
 # imported them (a test runner, a notebook, a scheduler) passes them on to the commands it
 # starts; they must not split one environment's server in two.
 _SET_ON_IMPORT = {"KMP_DUPLICATE_LIB_OK": "True", "KMP_INIT_AT_FORK": "FALSE"}  # scikit-learn
-_READ_ON_USE = ("TORCHINDUCTOR_",)  # torch._inductor's cache and compile settings
+# torch._inductor's cache and compile settings; stdio buffering, set by each forked stage
+# (`server.buffer_as_a_new_process`).
+_READ_ON_USE = ("TORCHINDUCTOR_", "PYTHONUNBUFFERED")
 
 
 @dataclass(frozen=True)

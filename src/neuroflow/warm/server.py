@@ -21,7 +21,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from neuroflow.warm import registry
@@ -128,8 +128,7 @@ def _become_stage(
     os.environ.update({**set_by_imports, **request["env"]})  # as after the imports in a new process
     os.umask(request["umask"])
     sys.argv = list(request["argv"])
-    if hasattr(sys.stdout, "reconfigure"):  # buffered as a fresh process on this fd would be
-        sys.stdout.reconfigure(line_buffering=sys.stdout.isatty())
+    buffer_as_a_new_process(os.environ)
 
     def die_with_client() -> None:
         # The client never writes again: end of file means it is gone (killed outright).
@@ -143,6 +142,18 @@ def _become_stage(
     if _verbose(os.environ.get(VERBOSE_ENV, "")):
         sys.stderr.write(f"neuroflow.warm: {sys.argv[1]} forked by warm server {os.getppid()}\n")
     main()
+
+
+def buffer_as_a_new_process(environ: Mapping[str, str]) -> None:
+    """stdout and stderr buffered as in a new interpreter on these fds with this environment:
+    stdout line by line on a terminal, else in blocks; stderr line by line. PYTHONUNBUFFERED
+    (set by the flows, whose logs show stage output as it comes) passes each write on at once
+    and flushes at every line. The server's own start environment does not decide it, so
+    PYTHONUNBUFFERED is not part of the server's key (`registry.server_key`)."""
+    unbuffered = bool(environ.get("PYTHONUNBUFFERED"))
+    for stream, line_buffered in ((sys.stdout, sys.stdout.isatty()), (sys.stderr, True)):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(line_buffering=line_buffered or unbuffered, write_through=unbuffered)
 
 
 def _verbose(value: str) -> bool:
