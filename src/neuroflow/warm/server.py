@@ -146,10 +146,10 @@ def _become_stage(
 
 def buffer_as_a_new_process(environ: Mapping[str, str]) -> None:
     """stdout and stderr buffered as in a new interpreter on these fds with this environment:
-    stdout line by line on a terminal, else in blocks; stderr line by line. PYTHONUNBUFFERED
-    (set by the flows, whose logs show stage output as it comes) passes each write on at once
-    and flushes at every line. The server's own start environment does not decide it, so
-    PYTHONUNBUFFERED is not part of the server's key (`registry.server_key`)."""
+    stdout line by line on a terminal, else in blocks; stderr line by line. Under
+    PYTHONUNBUFFERED (set by the flows, whose logs show stage output as it comes) stdout too
+    hands on each line as it is written. The server's own start environment does not decide
+    it, so PYTHONUNBUFFERED is not part of the server's key (`registry.server_key`)."""
     unbuffered = bool(environ.get("PYTHONUNBUFFERED"))
     for stream, line_buffered in ((sys.stdout, sys.stdout.isatty()), (sys.stderr, True)):
         if hasattr(stream, "reconfigure"):
