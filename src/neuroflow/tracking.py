@@ -114,11 +114,12 @@ def _lost_insert_race(exc: BaseException) -> bool:
 
 
 def upsert(func: Callable[..., Any], *args: Any) -> None:
-    """Write a tag or an alias with one of MlflowClient's `set_*` methods. MLflow upserts them
-    by reading, then inserting if absent: of two processes writing the same new tag or alias at
-    once (two sweep trials exporting, both setting @challenger), the second insert breaks the
-    table's unique key. Written again, the row exists and is updated; a second race on one key
-    is not retried."""
+    """Write with one of MlflowClient's methods that read, then insert what is absent: tags and
+    aliases (`set_*`), and a run's dataset inputs (`log_inputs`: datasets are kept once per
+    experiment, name and digest). Of two processes writing the same new row at once (two sweep
+    trials exporting: both set @challenger, both log the same training split), the second
+    insert breaks the table's unique key, and MLflow rolls its transaction back. Written again,
+    the row exists and is updated or reused; a second race on one key is not retried."""
     try:
         retry_locked(func, *args)
     except Exception as exc:
@@ -388,7 +389,7 @@ def _log_inputs(mlc: MlflowClient, root: Path, run_id: str, splits: list[list[st
         )
         inputs.append(DatasetInput(dataset, [InputTag(MLFLOW_DATASET_CONTEXT, context)]))
     if inputs:
-        retry_locked(mlc.log_inputs, run_id, datasets=inputs)
+        upsert(mlc.log_inputs, run_id, inputs)  # two runs logging one new split at once
 
 
 def dataset_entry(root: Path, context: str, path: Path, md5: str) -> list[str]:

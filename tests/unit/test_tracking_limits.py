@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -123,3 +124,49 @@ def test_a_client_leaves_the_tracking_uri_in_the_environment_to_the_user(
     monkeypatch.setenv("MLFLOW_TRACKING_URI", chosen)
     assert tracking.client(first).tracking_uri == chosen
     assert os.environ["MLFLOW_TRACKING_URI"] == chosen
+
+
+def test_a_dataset_insert_lost_to_another_export_is_logged_again(tmp_path: Path) -> None:
+    """Two sweep trials exporting at once log the same new training split: MLflow looks the
+    dataset up, then inserts it, so the second insert breaks the datasets table's unique key
+    (seen in a suite run). The export logs its inputs again and reuses the other's dataset."""
+    import sqlite3
+
+    import mlflow
+    import numpy as np
+    import sqlalchemy
+    from safetensors.numpy import save_file
+
+    from neuroflow import tracking
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = mlflow.MlflowClient(uri, uri)
+    experiment = client.create_experiment("sweep", artifact_location=str(tmp_path / "art"))
+    ours, theirs = (client.create_run(experiment).info.run_id for _ in range(2))
+    (tmp_path / "data").mkdir()
+    save_file({"x": np.zeros((5, 3), dtype=np.float32)}, str(tmp_path / "data" / "train.st"))
+    splits = [["train", "data/train.st", "0123456789abcdef0123456789abcdef"]]
+    lost = sqlalchemy.exc.IntegrityError(
+        "INSERT INTO datasets",
+        {},
+        Exception("UNIQUE constraint failed: datasets.experiment_id, datasets.name"),
+    )
+    calls: list[str] = []
+    real = client.log_inputs
+
+    def racing(run_id: str, datasets: list[Any]) -> None:
+        calls.append(run_id)
+        if len(calls) == 1:  # meanwhile the other trial logged the same split
+            real(theirs, datasets)
+            raise lost
+        real(run_id, datasets)
+
+    client.log_inputs = racing  # type: ignore[method-assign]
+    tracking._log_inputs(client, tmp_path, ours, splits)
+    assert calls == [ours, ours]
+    for run_id in (ours, theirs):
+        (logged,) = client.get_run(run_id).inputs.dataset_inputs
+        assert logged.dataset.digest == splits[0][2]
+        assert logged.tags[0].value == "train"
+    with sqlite3.connect(tmp_path / "mlflow.db") as db:
+        assert db.execute("SELECT COUNT(*) FROM datasets").fetchone() == (1,)
