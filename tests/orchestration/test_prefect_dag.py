@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 import threading
@@ -66,8 +67,6 @@ def test_stage_commands_share_the_shells_warm_server_under_a_deployment(
     """Prefect's runner puts a deployment's working folder on PYTHONPATH for the flow run: the
     commands DVC runs from it leave that out (and keep the rest), so their stages go to the
     warm server that a `dvc repro` typed in the checkout uses, not to a second one."""
-    import os
-
     from neuroflow.warm import registry
 
     monkeypatch.chdir(tmp_path)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from neuroflow import tracking
 from neuroflow.tracking import DESCRIPTION_LIMIT, _fit
 
 
@@ -102,11 +104,7 @@ def test_a_client_leaves_the_tracking_uri_in_the_environment_to_the_user(
     """MLflow copies the URI it is given into MLFLOW_TRACKING_URI, where the next client() would
     read it as the user's choice: one process opening two projects would write the second one's
     runs into the first one's store."""
-    import os
-
     import mlflow
-
-    from neuroflow import tracking
 
     for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
         monkeypatch.delenv(name, raising=False)
@@ -136,8 +134,6 @@ def test_a_dataset_insert_lost_to_another_export_is_logged_again(tmp_path: Path)
     import numpy as np
     import sqlalchemy
     from safetensors.numpy import save_file
-
-    from neuroflow import tracking
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = mlflow.MlflowClient(uri, uri)
